@@ -1,0 +1,255 @@
+//! SMS message text, its encoding and its segment count.
+
+use std::fmt;
+
+/// Most characters (Unicode scalar values) one message may hold, as the ACS API allows.
+pub const BODY_MAX_CHARS: usize = 2048;
+
+const GSM_SINGLE_SEPTETS: usize = 160;
+const GSM_PART_SEPTETS: usize = 153;
+const UCS2_SINGLE_UNITS: usize = 70;
+const UCS2_PART_UNITS: usize = 67;
+
+/// The GSM 03.38 default alphabet, one septet each.
+const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\
+¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+/// The GSM 03.38 extension table, two septets each (an escape, then the character).
+const GSM_EXTENDED: &str = "\u{0C}^{}\\[~]|€";
+
+/// How the carrier encodes a message, which sets the size of a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Encoding {
+    #[serde(rename = "GSM-7")]
+    Gsm7,
+    #[serde(rename = "UCS-2")]
+    Ucs2,
+}
+
+/// Message text that passed every rule, with its encoding and segment count.
+///
+/// The text is personal data: `Debug` shows its size only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmsBody {
+    text: String,
+    encoding: Encoding,
+    segments: u16,
+}
+
+impl SmsBody {
+    /// Checks `text`: 1 to 2048 characters, some of them visible, no control characters but
+    /// line breaks, and at most `max_segments` segments.
+    ///
+    /// # Errors
+    /// The rule the text breaks, without the text.
+    pub fn parse(text: &str, max_segments: u16) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if text.chars().count() > BODY_MAX_CHARS {
+            return Err(format!("must be at most {BODY_MAX_CHARS} characters"));
+        }
+        if text.chars().any(is_forbidden_control) {
+            return Err("must not contain control characters other than line breaks".into());
+        }
+        if text.trim().is_empty() {
+            return Err("must contain visible text".into());
+        }
+        let (encoding, segments) = count_segments(text);
+        if segments > usize::from(max_segments) {
+            return Err(format!(
+                "takes {segments} segments as {}; at most {max_segments} are allowed",
+                encoding.label()
+            ));
+        }
+        let segments = u16::try_from(segments).unwrap_or(u16::MAX);
+        Ok(Self {
+            text: text.to_owned(),
+            encoding,
+            segments,
+        })
+    }
+
+    /// The text, for the wire only.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
+    pub fn segments(&self) -> u16 {
+        self.segments
+    }
+}
+
+impl fmt::Debug for SmsBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmsBody")
+            .field("chars", &self.text.chars().count())
+            .field("encoding", &self.encoding)
+            .field("segments", &self.segments)
+            .finish()
+    }
+}
+
+impl Encoding {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Gsm7 => "GSM-7",
+            Self::Ucs2 => "UCS-2",
+        }
+    }
+}
+
+fn is_forbidden_control(c: char) -> bool {
+    c.is_control() && c != '\n' && c != '\r'
+}
+
+/// Septets a character takes in GSM-7, or `None` when GSM-7 cannot carry it.
+fn gsm_septets(c: char) -> Option<usize> {
+    if GSM_BASIC.contains(c) {
+        Some(1)
+    } else if GSM_EXTENDED.contains(c) {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+/// Picks the encoding and counts segments the way handsets split a long message: a part
+/// never ends inside a GSM escape sequence or a UTF-16 surrogate pair.
+pub(crate) fn count_segments(text: &str) -> (Encoding, usize) {
+    let septets: Option<Vec<usize>> = text.chars().map(gsm_septets).collect();
+    match septets {
+        Some(units) => (
+            Encoding::Gsm7,
+            pack(&units, GSM_SINGLE_SEPTETS, GSM_PART_SEPTETS),
+        ),
+        None => {
+            let units: Vec<usize> = text.chars().map(char::len_utf16).collect();
+            (
+                Encoding::Ucs2,
+                pack(&units, UCS2_SINGLE_UNITS, UCS2_PART_UNITS),
+            )
+        }
+    }
+}
+
+fn pack(units: &[usize], single: usize, part: usize) -> usize {
+    let total: usize = units.iter().sum();
+    if total <= single {
+        return 1;
+    }
+    let mut segments = 1;
+    let mut used = 0;
+    for &size in units {
+        if used + size > part {
+            segments += 1;
+            used = 0;
+        }
+        used += size;
+    }
+    segments
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segments(text: &str) -> (Encoding, usize) {
+        count_segments(text)
+    }
+
+    #[test]
+    fn segment_counts_follow_gsm7_and_ucs2_edges() {
+        let e = Encoding::Gsm7;
+        let u = Encoding::Ucs2;
+        let cases: Vec<(String, Encoding, usize)> = vec![
+            ("a".into(), e, 1),
+            ("a".repeat(160), e, 1),
+            ("a".repeat(161), e, 2),
+            ("a".repeat(306), e, 2),
+            ("a".repeat(307), e, 3),
+            ("€".repeat(80), e, 1),
+            ("€".repeat(81), e, 2),
+            (format!("{}€", "a".repeat(152)), e, 1),
+            (format!("{a}€{a}", a = "a".repeat(152)), e, 3),
+            ("é".repeat(160), e, 1),
+            ("ж".repeat(70), u, 1),
+            ("ж".repeat(71), u, 2),
+            ("ж".repeat(134), u, 2),
+            ("ж".repeat(135), u, 3),
+            ("😀".repeat(35), u, 1),
+            ("😀".repeat(36), u, 2),
+            (format!("{}😀", "ж".repeat(66)), u, 1),
+            (format!("{}😀", "ж".repeat(69)), u, 2),
+            (format!("{}😀", "a".repeat(159)), u, 3),
+            ("مرحبا".into(), u, 1),
+            ("e\u{301}".into(), u, 1),
+            ("tab\there".into(), u, 1),
+        ];
+        for (text, encoding, count) in cases {
+            assert_eq!(
+                segments(&text),
+                (encoding, count),
+                "{} chars",
+                text.chars().count()
+            );
+        }
+    }
+
+    #[test]
+    fn a_part_never_splits_a_surrogate_pair() {
+        // 134 UTF-16 units would fill exactly two parts if the pair could be split.
+        let text = format!("{z}😀{z}", z = "ж".repeat(66));
+
+        assert_eq!(segments(&text), (Encoding::Ucs2, 3));
+    }
+
+    #[test]
+    fn valid_bodies_are_accepted_with_their_encoding() {
+        let body = SmsBody::parse("Your code is 123456", 10).unwrap();
+
+        assert_eq!(body.encoding(), Encoding::Gsm7);
+        assert_eq!(body.segments(), 1);
+        assert_eq!(
+            SmsBody::parse("Привет 👋", 10).unwrap().encoding(),
+            Encoding::Ucs2
+        );
+        assert!(SmsBody::parse(&"a".repeat(1530), 10).is_ok());
+        assert!(SmsBody::parse("line one\r\nline two", 10).is_ok());
+    }
+
+    #[test]
+    fn invalid_bodies_are_refused() {
+        let cases: Vec<(String, u16)> = vec![
+            (String::new(), 10),
+            ("   ".into(), 10),
+            ("\n\n".into(), 10),
+            ("a".repeat(2049), 255),
+            ("a".repeat(1531), 10),
+            ("ж".repeat(671), 10),
+            ("a".repeat(161), 1),
+            ("nul\0inside".into(), 10),
+            ("bell\u{7}".into(), 10),
+            ("c1\u{85}".into(), 10),
+        ];
+        for (text, max) in cases {
+            assert!(
+                SmsBody::parse(&text, max).is_err(),
+                "{} chars",
+                text.chars().count()
+            );
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_text() {
+        let body = SmsBody::parse("secret code 998877", 10).unwrap();
+
+        let shown = format!("{body:?}");
+
+        assert!(!shown.contains("998877"), "{shown}");
+    }
+}

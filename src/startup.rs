@@ -1,0 +1,176 @@
+//! Wiring: shared state, the router with its limits, serving and shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower::limit::ConcurrencyLimitLayer;
+use tracing::Instrument;
+
+use crate::acs::{AcsClients, SmsClient};
+use crate::config::{ServerSettings, Settings, SmsSettings};
+use crate::error::ApiError;
+use crate::idempotency::IdempotencyStore;
+use crate::routes;
+
+/// The header the Functions host puts on every request it sends.
+pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub sms: Arc<SmsSettings>,
+    pub sms_client: SmsClient,
+    pub idempotency: Arc<IdempotencyStore>,
+    pub request_timeout: Duration,
+}
+
+/// A built application, ready to serve.
+#[derive(Debug)]
+pub struct Application {
+    router: Router,
+    description: String,
+    outbox: bool,
+}
+
+impl Application {
+    /// Builds the clients and the router. Makes no network call.
+    ///
+    /// # Errors
+    /// When the HTTP client or the credential cannot be built.
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let client = crate::acs::http_client()?;
+        let clients = AcsClients::build(&settings.acs, &client)?;
+        let outbox = matches!(clients.sms, SmsClient::Outbox(_));
+        let state = AppState {
+            sms: Arc::new(settings.sms),
+            sms_client: clients.sms,
+            idempotency: Arc::default(),
+            request_timeout: settings.server.request_timeout,
+        };
+        Ok(Self {
+            router: router(state, &settings.server),
+            description: clients.description,
+            outbox,
+        })
+    }
+
+    /// The router, for tests that call it without a socket.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then lets in-flight requests finish.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let port = listener.local_addr()?.port();
+        if self.outbox {
+            tracing::warn!(target: "handler", "LOCAL OUTBOX: nothing is really sent. Would-be ACS requests are appended to the outbox file.");
+        }
+        tracing::info!(target: "handler", port, backend = %self.description, "handler listening on 127.0.0.1");
+        axum::serve(listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        tracing::info!(target: "handler", "handler stopped; in-flight requests finished");
+        Ok(())
+    }
+}
+
+/// Binds 127.0.0.1 at the configured port, before anything else happens, so the host's
+/// readiness probe is answered at once.
+///
+/// # Errors
+/// When the port cannot be bound.
+pub async fn bind(server: &ServerSettings) -> std::io::Result<TcpListener> {
+    TcpListener::bind(("127.0.0.1", server.port)).await
+}
+
+/// Builds the router with every route and its limits.
+pub fn router(state: AppState, server: &ServerSettings) -> Router {
+    let observed = Router::new()
+        .route("/api/sms", post(routes::sms::send_sms))
+        .route_layer(middleware::from_fn_with_state(state.clone(), observe));
+    Router::new()
+        .route("/", get(routes::health::health))
+        .merge(observed)
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(ConcurrencyLimitLayer::new(server.max_concurrent_requests))
+        .with_state(state)
+}
+
+/// One span per request (method, route template, invocation id), a time limit, and one
+/// log line with the outcome. The raw path and query are never logged: a query may hold a
+/// function key.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let invocation_id = request
+        .headers()
+        .get(INVOCATION_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| value.len() <= 64)
+        .map(str::to_owned);
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route = %route,
+        invocation_id = invocation_id.as_deref(),
+    );
+    let started = Instant::now();
+    let response = match tokio::time::timeout(state.request_timeout, next.run(request))
+        .instrument(span.clone())
+        .await
+    {
+        Ok(response) => response,
+        Err(_) => span.in_scope(|| ApiError::Timeout.into_response()),
+    };
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "request finished"
+        );
+    });
+    response
+}
+
+/// Completes on Ctrl-C or SIGTERM (the platform stops instances with SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!(target: "handler", "shutdown requested; draining in-flight requests");
+}
