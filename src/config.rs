@@ -10,6 +10,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::acs::auth::AccessKey;
+use crate::acs::RetryPolicy;
 use crate::domain::Sender;
 
 /// Port the Functions host asks the handler to listen on.
@@ -67,6 +68,25 @@ pub struct Settings {
     pub acs: AcsSettings,
     pub sms: SmsSettings,
     pub telemetry: TelemetrySettings,
+    pub retry: RetrySettings,
+}
+
+/// Retry limits for ACS calls. Not read from the environment; tests shorten them.
+#[derive(Debug, Clone, Copy)]
+pub struct RetrySettings {
+    /// For HTTP routes, where a caller waits.
+    pub interactive: RetryPolicy,
+    /// For the queue function.
+    pub background: RetryPolicy,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            interactive: RetryPolicy::INTERACTIVE,
+            background: RetryPolicy::BACKGROUND,
+        }
+    }
 }
 
 /// Where and how the HTTP server listens.
@@ -208,6 +228,7 @@ impl Settings {
             acs,
             sms,
             telemetry,
+            retry: RetrySettings::default(),
         })
     }
 }

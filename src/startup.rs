@@ -14,7 +14,7 @@ use tower::limit::ConcurrencyLimitLayer;
 use tracing::Instrument;
 
 use crate::acs::{AcsClients, SmsClient};
-use crate::config::{ServerSettings, Settings, SmsSettings};
+use crate::config::{RetrySettings, ServerSettings, Settings, SmsSettings};
 use crate::error::ApiError;
 use crate::idempotency::IdempotencyStore;
 use crate::routes;
@@ -28,6 +28,7 @@ pub struct AppState {
     pub sms: Arc<SmsSettings>,
     pub sms_client: SmsClient,
     pub idempotency: Arc<IdempotencyStore>,
+    pub retry: RetrySettings,
     pub request_timeout: Duration,
 }
 
@@ -52,6 +53,7 @@ impl Application {
             sms: Arc::new(settings.sms),
             sms_client: clients.sms,
             idempotency: Arc::default(),
+            retry: settings.retry,
             request_timeout: settings.server.request_timeout,
         };
         Ok(Self {

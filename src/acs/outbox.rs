@@ -114,6 +114,7 @@ impl Outbox {
     }
 }
 
+#[allow(clippy::needless_pass_by_value, reason = "used as a map_err adapter")]
 fn outbox_error(error: std::io::Error) -> AcsError {
     AcsError::LocalOutbox(error.kind())
 }

@@ -12,7 +12,6 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::acs::sms::{Recipient, RecipientOutcome, RecipientResult, SmsSend};
-use crate::acs::RetryPolicy;
 use crate::domain::{Encoding, SmsRequest, SmsRequestBody};
 use crate::error::ApiError;
 use crate::idempotency::{Claim, IdempotencyKey, StoredResponse, REPLAYED_HEADER};
@@ -123,7 +122,7 @@ async fn execute(
 ) -> Result<(StatusCode, SendSmsResponse), ApiError> {
     let outcomes = state
         .sms_client
-        .send(send, &RetryPolicy::INTERACTIVE)
+        .send(send, &state.retry.interactive)
         .await?;
     let accepted = outcomes
         .iter()

@@ -1,0 +1,512 @@
+//! Test support shared by the test binaries: a mock ACS and a mock identity endpoint served
+//! on 127.0.0.1, and the real `handler` binary started the way the Functions host starts it.
+//!
+//! Nothing here talks to any address but loopback. Child processes get a cleared environment,
+//! so no Azure variable of the machine running the tests can leak into them.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use serde_json::{json, Value};
+
+pub const SENDER: &str = "+18005550100";
+pub const RECIPIENT: &str = "+14255550123";
+pub const RECIPIENT_2: &str = "+14255550124";
+pub const RECIPIENT_3: &str = "+14255550125";
+pub const IDENTITY_HEADER: &str = "identity-header-value-7f3a";
+pub const MI_TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJ.mi-token-payload.signature-5b1c";
+/// Key "test-access-key" in base64.
+pub const ACCESS_KEY_B64: &str = "dGVzdC1hY2Nlc3Mta2V5";
+
+/// Binds an ephemeral port on 127.0.0.1 and serves `router` there.
+pub async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// How the mock ACS answers one request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// 202, every recipient accepted (repeated repeatability ids get their first message id).
+    Accept,
+    /// 202, the listed recipients fail with the given status inside the answer.
+    FailRecipients(Vec<(&'static str, u16)>),
+    /// The whole request answers this status, with an optional Retry-After in seconds.
+    Status(u16, Option<u64>),
+    /// 202 with a body that is not SmsSendResponse.
+    Malformed,
+    /// Wait this long, then accept.
+    Delay(Duration),
+}
+
+/// One request the mock received.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Recorded {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+#[derive(Default)]
+struct AcsState {
+    requests: Vec<Recorded>,
+    script: VecDeque<Reply>,
+    message_ids: HashMap<String, String>,
+    texts_sent: usize,
+    texts_repeated: usize,
+}
+
+/// A mock ACS SMS endpoint that behaves like ACS for repeatability ids.
+#[derive(Clone)]
+pub struct MockAcs {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<AcsState>>,
+}
+
+impl MockAcs {
+    pub async fn start() -> Self {
+        let state = Arc::new(Mutex::new(AcsState::default()));
+        let router = Router::new()
+            .fallback(any(acs_handler))
+            .with_state(state.clone());
+        let addr = serve(router).await;
+        Self { addr, state }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues replies for the next requests; afterwards every request is accepted.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.lock().unwrap().script.extend(replies);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// Distinct texts ACS would have sent (a repeatability id counts once).
+    pub fn texts_sent(&self) -> usize {
+        self.state.lock().unwrap().texts_sent
+    }
+
+    /// Recipients that arrived again with a known repeatability id.
+    pub fn texts_repeated(&self) -> usize {
+        self.state.lock().unwrap().texts_repeated
+    }
+}
+
+async fn acs_handler(
+    State(state): State<Arc<Mutex<AcsState>>>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let reply = {
+        let mut state = state.lock().unwrap();
+        state.requests.push(Recorded {
+            method: method.to_string(),
+            path: uri.path().to_owned(),
+            query: uri.query().unwrap_or_default().to_owned(),
+            headers,
+            body: body.clone(),
+        });
+        state.script.pop_front().unwrap_or(Reply::Accept)
+    };
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    match reply {
+        Reply::Accept => accept(&state, &request, &[]),
+        Reply::FailRecipients(failures) => accept(&state, &request, &failures),
+        Reply::Delay(wait) => {
+            tokio::time::sleep(wait).await;
+            accept(&state, &request, &[])
+        }
+        Reply::Malformed => (StatusCode::ACCEPTED, "{\"value\": 3}").into_response(),
+        Reply::Status(status, retry_after) => {
+            let mut response = (
+                StatusCode::from_u16(status).unwrap(),
+                axum::Json(json!({"error": {"code": "MockError", "message": "scripted failure"}})),
+            )
+                .into_response();
+            if let Some(seconds) = retry_after {
+                response.headers_mut().insert("retry-after", seconds.into());
+            }
+            response
+        }
+    }
+}
+
+fn accept(state: &Arc<Mutex<AcsState>>, request: &Value, failures: &[(&str, u16)]) -> Response {
+    let mut state = state.lock().unwrap();
+    let recipients = request["smsRecipients"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let value: Vec<Value> = recipients
+        .iter()
+        .map(|recipient| {
+            let to = recipient["to"].as_str().unwrap_or_default().to_owned();
+            if let Some((_, status)) = failures.iter().find(|(number, _)| *number == to) {
+                return json!({"to": to, "httpStatusCode": status, "successful": false,
+                              "errorMessage": "Invalid To phone number format."});
+            }
+            let id = recipient["repeatabilityRequestId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let known = state.message_ids.get(&id).cloned();
+            let message_id = match known {
+                Some(existing) => {
+                    state.texts_repeated += 1;
+                    existing
+                }
+                None => {
+                    state.texts_sent += 1;
+                    let fresh = format!("Outgoing_mock_{}", uuid::Uuid::new_v4().simple());
+                    if !id.is_empty() {
+                        state.message_ids.insert(id, fresh.clone());
+                    }
+                    fresh
+                }
+            };
+            json!({"to": to, "messageId": message_id, "httpStatusCode": 202,
+                   "repeatabilityResult": "accepted", "successful": true})
+        })
+        .collect();
+    (StatusCode::ACCEPTED, axum::Json(json!({ "value": value }))).into_response()
+}
+
+#[derive(Default)]
+struct IdentityState {
+    calls: usize,
+    rejected: usize,
+    fail_next: usize,
+}
+
+/// A loopback managed identity endpoint in the App Service form: it checks the secret
+/// header and the API version and hands out a token valid for an hour.
+#[derive(Clone)]
+pub struct MockIdentity {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<IdentityState>>,
+}
+
+impl MockIdentity {
+    pub async fn start() -> Self {
+        let state = Arc::new(Mutex::new(IdentityState::default()));
+        let router = Router::new()
+            .route("/msi/token", get(identity_handler))
+            .with_state(state.clone());
+        let addr = serve(router).await;
+        Self { addr, state }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}/msi/token", self.addr)
+    }
+
+    /// Token requests that passed the checks.
+    pub fn calls(&self) -> usize {
+        self.state.lock().unwrap().calls
+    }
+
+    /// Token requests refused for a wrong header or API version.
+    pub fn rejected(&self) -> usize {
+        self.state.lock().unwrap().rejected
+    }
+
+    /// Makes the next `count` requests answer 500.
+    pub fn fail_next(&self, count: usize) {
+        self.state.lock().unwrap().fail_next = count;
+    }
+}
+
+async fn identity_handler(
+    State(state): State<Arc<Mutex<IdentityState>>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = state.lock().unwrap();
+    let header_ok = headers
+        .get("x-identity-header")
+        .and_then(|v| v.to_str().ok())
+        == Some(IDENTITY_HEADER);
+    let version_ok = query.get("api-version").map(String::as_str) == Some("2019-08-01");
+    let resource_ok =
+        query.get("resource").map(String::as_str) == Some("https://communication.azure.com/");
+    if !(header_ok && version_ok && resource_ok) {
+        state.rejected += 1;
+        return (
+            StatusCode::BAD_REQUEST,
+            "wrong header, api-version or resource",
+        )
+            .into_response();
+    }
+    if state.fail_next > 0 {
+        state.fail_next -= 1;
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "identity endpoint failure",
+        )
+            .into_response();
+    }
+    state.calls += 1;
+    let expires = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    axum::Json(json!({
+        "access_token": MI_TOKEN,
+        "expires_on": expires.to_string(),
+        "resource": "https://communication.azure.com/",
+        "token_type": "Bearer",
+        "client_id": "00000000-0000-0000-0000-0000000000aa"
+    }))
+    .into_response()
+}
+
+/// The directory holding the official ACS documents: `ACS_SPECS_DIR`, else `../shared/specs/acs`.
+pub fn specs_dir() -> PathBuf {
+    match std::env::var_os("ACS_SPECS_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/specs/acs"),
+    }
+}
+
+/// The directory holding the Functions host fixtures: `FUNCTIONS_FIXTURES_DIR`, else
+/// `../shared/fixtures/functions-host`.
+pub fn fixtures_dir() -> PathBuf {
+    match std::env::var_os("FUNCTIONS_FIXTURES_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/functions-host"),
+    }
+}
+
+/// Whether a test that needs shared material may skip when it is absent: never under CI.
+pub fn skip_or_fail(what: &str) -> bool {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{what} is missing, and CI=true requires it");
+    }
+    eprintln!(
+        "SKIPPED: {what} is missing; set ACS_SPECS_DIR / FUNCTIONS_FIXTURES_DIR or install it"
+    );
+    true
+}
+
+/// A running Prism mock serving one official document with `--errors`.
+pub struct Prism {
+    pub port: u16,
+    child: Child,
+}
+
+impl Prism {
+    /// Starts Prism on `spec`, or returns `None` (after `skip_or_fail`) when Prism or the
+    /// document is missing.
+    pub fn start(spec_relative: &str) -> Option<Self> {
+        let spec = specs_dir().join(spec_relative);
+        if !spec.is_file() {
+            skip_or_fail(&format!("the official ACS document {}", spec.display()));
+            return None;
+        }
+        let prism = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/contract/node_modules/.bin/prism");
+        if !prism.is_file() {
+            skip_or_fail("Prism (run `npm ci --prefix tests/contract`)");
+            return None;
+        }
+        let port = free_port();
+        let child = Command::new(prism)
+            .args([
+                "mock",
+                "--errors",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .arg(&spec)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Prism starts");
+        let prism = Self { port, child };
+        wait_for_port(port, Duration::from_secs(60));
+        Some(prism)
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Prism {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for_port(port: u16, limit: Duration) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < limit,
+            "nothing listened on port {port} in time"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The real `handler` binary, started as the Functions host starts it: a cleared
+/// environment plus the variables given, and a port to listen on.
+pub struct Handler {
+    pub port: u16,
+    child: Child,
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+impl Handler {
+    pub fn start(vars: &[(&str, String)]) -> Self {
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_handler"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("the handler starts");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    output.lock().unwrap().push(line);
+                }
+            });
+        }
+        let handler = Self {
+            port,
+            child,
+            output,
+        };
+        wait_for_port(port, Duration::from_secs(10));
+        handler
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Everything the process printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the handler did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The settings a test app uses: ACS at `endpoint` with an access key, so no process
+/// environment is read and no credential reaches any other address.
+pub fn acs_vars(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "ACS_CONNECTION_STRING",
+            format!("endpoint={endpoint};accesskey={ACCESS_KEY_B64}"),
+        ),
+        ("SMS_FROM", SENDER.to_owned()),
+    ]
+}
+
+/// An HTTP client for tests: the handler's own client builder (rustls, no proxy).
+pub fn client() -> reqwest::Client {
+    acs_sms_handler::acs::http_client().expect("the test client builds")
+}
+
+/// A JSON POST through reqwest, returning status, headers and the JSON body.
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut request = client.post(url).json(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    (status, headers, body)
+}
