@@ -167,6 +167,62 @@ fn evict(entries: &mut HashMap<(&'static str, IdempotencyKey), Entry>) {
     }
 }
 
+/// What the queue function knows about one recipient of one queue message.
+#[derive(Debug, Clone)]
+pub enum LedgerEntry {
+    /// ACS accepted it, with this message id.
+    Accepted(String),
+    /// ACS refused it for good: the reason code, ACS's message and status, to record again
+    /// if the message returns.
+    Failed {
+        reason: String,
+        detail: String,
+        acs_status: Option<u16>,
+    },
+}
+
+/// Recipients of queue messages whose outcome is already known on this instance, by
+/// repeatability id, so a redelivered message sends only what is still open. Bounded: the
+/// oldest entries are forgotten first, and ACS's own deduplication covers what is forgotten.
+#[derive(Debug, Default)]
+pub struct SendLedger {
+    inner: StdMutex<LedgerState>,
+}
+
+#[derive(Debug, Default)]
+struct LedgerState {
+    entries: HashMap<Uuid, LedgerEntry>,
+    order: std::collections::VecDeque<Uuid>,
+}
+
+/// Most recipients the ledger remembers.
+const LEDGER_CAPACITY: usize = 50_000;
+
+impl SendLedger {
+    pub fn get(&self, id: &Uuid) -> Option<LedgerEntry> {
+        let state = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.entries.get(id).cloned()
+    }
+
+    pub fn record(&self, id: Uuid, entry: LedgerEntry) {
+        let mut state = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if state.entries.insert(id, entry).is_none() {
+            state.order.push_back(id);
+        }
+        while state.order.len() > LEDGER_CAPACITY {
+            if let Some(old) = state.order.pop_front() {
+                state.entries.remove(&old);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

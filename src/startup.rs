@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,11 +16,14 @@ use tracing::Instrument;
 use crate::acs::{AcsClients, SmsClient};
 use crate::config::{RetrySettings, ServerSettings, Settings, SmsSettings};
 use crate::error::ApiError;
-use crate::idempotency::IdempotencyStore;
+use crate::idempotency::{IdempotencyStore, SendLedger};
 use crate::routes;
 
 /// The header the Functions host puts on every request it sends.
 pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
+
+/// Largest invocation body: a batch body at its limit, JSON-encoded once more by the host.
+const INVOCATION_BODY_LIMIT: usize = 3 * crate::routes::batches::BATCH_BODY_LIMIT;
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -28,6 +31,7 @@ pub struct AppState {
     pub sms: Arc<SmsSettings>,
     pub sms_client: SmsClient,
     pub idempotency: Arc<IdempotencyStore>,
+    pub ledger: Arc<SendLedger>,
     pub retry: RetrySettings,
     pub request_timeout: Duration,
 }
@@ -53,6 +57,7 @@ impl Application {
             sms: Arc::new(settings.sms),
             sms_client: clients.sms,
             idempotency: Arc::default(),
+            ledger: Arc::default(),
             retry: settings.retry,
             request_timeout: settings.server.request_timeout,
         };
@@ -103,6 +108,16 @@ pub async fn bind(server: &ServerSettings) -> std::io::Result<TcpListener> {
 pub fn router(state: AppState, server: &ServerSettings) -> Router {
     let observed = Router::new()
         .route("/api/sms", post(routes::sms::send_sms))
+        .route(
+            "/EnqueueSmsBatch",
+            post(routes::batches::enqueue_sms_batch)
+                .layer(DefaultBodyLimit::max(INVOCATION_BODY_LIMIT)),
+        )
+        .route(
+            "/SendSmsFromQueue",
+            post(routes::queue::send_sms_from_queue)
+                .layer(DefaultBodyLimit::max(INVOCATION_BODY_LIMIT)),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), observe));
     Router::new()
         .route("/", get(routes::health::health))

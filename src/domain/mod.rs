@@ -2,14 +2,20 @@
 //! routes and clients never check it again. Types that hold personal data redact it in
 //! `Debug` and offer a masked form for logs.
 
+mod batch;
 mod message;
 mod phone;
 mod sender;
 mod sms;
 mod validation;
 
+pub use batch::{
+    Batch, BatchRequestBody, QueueMessage, QueuePart, BATCH_MAX_RECIPIENTS, PART_MAX_RECIPIENTS,
+};
 pub use message::{Encoding, SmsBody, BODY_MAX_CHARS};
 pub use phone::PhoneNumber;
 pub use sender::Sender;
-pub use sms::{DeliveryOptions, SmsRequest, SmsRequestBody, Tag, MAX_RECIPIENTS, TAG_MAX_CHARS};
+pub use sms::{
+    DeliveryOptions, OneOrMany, SmsRequest, SmsRequestBody, Tag, MAX_RECIPIENTS, TAG_MAX_CHARS,
+};
 pub use validation::{FieldError, FieldErrors};

@@ -13,7 +13,7 @@ pub const MAX_RECIPIENTS: usize = 100;
 pub const TAG_MAX_CHARS: usize = 64;
 
 /// One recipient or a list of them, as callers may write `to`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),
@@ -88,8 +88,22 @@ impl SmsRequest {
         default_sender: Option<&Sender>,
         max_segments: u16,
     ) -> Result<Self, FieldErrors> {
+        Self::parse_with_limit(raw, default_sender, max_segments, MAX_RECIPIENTS)
+    }
+
+    /// Like [`SmsRequest::parse`], with at most `max_recipients` distinct recipients (a
+    /// message of a batch may list more than one ACS request takes).
+    ///
+    /// # Errors
+    /// Every broken rule, with field paths relative to the body.
+    pub fn parse_with_limit(
+        raw: &SmsRequestBody,
+        default_sender: Option<&Sender>,
+        max_segments: u16,
+        max_recipients: usize,
+    ) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::default();
-        let recipients = parse_recipients(raw.to.as_ref(), &mut errors);
+        let recipients = parse_recipients(raw.to.as_ref(), max_recipients, &mut errors);
 
         let body = match raw.message.as_deref() {
             None => {
@@ -134,7 +148,11 @@ impl SmsRequest {
     }
 }
 
-fn parse_recipients(to: Option<&OneOrMany>, errors: &mut FieldErrors) -> Option<Vec<PhoneNumber>> {
+fn parse_recipients(
+    to: Option<&OneOrMany>,
+    max_recipients: usize,
+    errors: &mut FieldErrors,
+) -> Option<Vec<PhoneNumber>> {
     let (raw, listed): (Vec<&str>, bool) = match to {
         None => {
             errors.push("to", "is required");
@@ -165,10 +183,10 @@ fn parse_recipients(to: Option<&OneOrMany>, errors: &mut FieldErrors) -> Option<
         errors.push("to", "must list at least one recipient");
         return None;
     }
-    if recipients.len() > MAX_RECIPIENTS {
+    if recipients.len() > max_recipients {
         errors.push(
             "to",
-            format!("must list at most {MAX_RECIPIENTS} distinct recipients"),
+            format!("must list at most {max_recipients} distinct recipients"),
         );
         return None;
     }

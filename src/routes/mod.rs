@@ -1,7 +1,9 @@
 //! HTTP routes, one file per function the Functions host exposes. Handlers translate HTTP to
 //! domain calls and back; the rules live in `domain` and the calls in `acs`.
 
+pub mod batches;
 pub mod health;
+pub mod queue;
 pub mod sms;
 
 use axum::body::Body;
@@ -68,12 +70,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, serde_json::V
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    let Some(value) = headers
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
+        .is_some_and(is_json_content_type)
+}
+
+/// Whether a `Content-Type` value names JSON (`application/json` or `application/*+json`).
+pub fn is_json_content_type(value: &str) -> bool {
     let essence = value
         .split(';')
         .next()

@@ -51,7 +51,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like [`spawn_app`], with extra variables.
 pub async fn spawn_app_with(extra: &[(&str, String)]) -> TestApp {
-    let acs = MockAcs::start().await;
+    start(MockAcs::start().await, extra).await
+}
+
+/// A second app instance in front of an existing mock ACS.
+pub async fn spawn_app_for(acs: MockAcs) -> TestApp {
+    start(acs, &[]).await
+}
+
+async fn start(acs: MockAcs, extra: &[(&str, String)]) -> TestApp {
     let mut vars = acs_vars(&acs.endpoint());
     vars.extend(extra.iter().cloned());
     let app = Application::build(settings(&vars)).expect("the app builds");

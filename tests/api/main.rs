@@ -7,4 +7,5 @@
 mod common;
 
 mod helpers;
+mod queue;
 mod sms;

@@ -56,3 +56,50 @@ async fn sms_requests_match_the_official_document_with_a_managed_identity_token(
     );
     assert_eq!(identity.calls(), 1, "one token served every request");
 }
+
+#[tokio::test]
+async fn a_drained_batch_makes_acs_requests_of_at_most_100_recipients_that_match_the_document() {
+    let acs = crate::common::MockAcs::start().await;
+    let Some(prism) = Prism::proxy(SMS_SPEC, &acs.endpoint()) else {
+        return;
+    };
+    let identity = MockIdentity::start().await;
+    let handler = Handler::start(&managed_identity_vars(&identity, &prism.endpoint()));
+    let Some(mut enqueue) = crate::common::fixture_body("http-trigger-invocation.json") else {
+        return;
+    };
+    let numbers: Vec<String> = (0..250).map(|i| format!("+1425{i:07}")).collect();
+    let batch = json!({"messages": [{"to": numbers, "message": "Sale ends today", "tag": "promo"}], "deliveryReport": true});
+    enqueue["Data"]["req"]["Body"] = json!(batch.to_string());
+    let client = crate::common::client();
+
+    let (status, _, answer) =
+        post_json(&client, &handler.url("/EnqueueSmsBatch"), &enqueue, &[]).await;
+    assert_eq!(status, 200, "{answer}");
+    let messages = answer["Outputs"]["outbox"].as_array().unwrap().clone();
+    assert_eq!(messages.len(), 3);
+    for message in messages {
+        let Some(mut invocation) =
+            crate::common::fixture_body("queue-trigger-binary-datatype.json")
+        else {
+            return;
+        };
+        let text = message.as_str().unwrap();
+        invocation["Data"]["queueItem"] = json!(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            text
+        ));
+        let (status, _, answer) =
+            post_json(&client, &handler.url("/SendSmsFromQueue"), &invocation, &[]).await;
+        assert_eq!(status, 200, "{answer}\n{}", handler.output());
+        assert!(answer["Outputs"].get("failed").is_none(), "{answer}");
+    }
+
+    let sizes: Vec<usize> = acs
+        .requests()
+        .iter()
+        .map(|r| r.json()["smsRecipients"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [100, 100, 50]);
+    assert_eq!(acs.texts_sent(), 250);
+}

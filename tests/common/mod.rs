@@ -317,6 +317,18 @@ pub fn fixtures_dir() -> PathBuf {
     }
 }
 
+/// The host's request body of a fixture in `../shared/fixtures/functions-host/`, or `None`
+/// (after `skip_or_fail`) when the fixtures are absent.
+pub fn fixture_body(name: &str) -> Option<Value> {
+    let path = fixtures_dir().join(name);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        skip_or_fail(&format!("the Functions host fixture {}", path.display()));
+        return None;
+    };
+    let fixture: Value = serde_json::from_str(&text).expect("fixtures are JSON");
+    Some(fixture["request"]["body"].clone())
+}
+
 /// Whether a test that needs shared material may skip when it is absent: never under CI.
 pub fn skip_or_fail(what: &str) -> bool {
     if std::env::var("CI").as_deref() == Ok("true") {
@@ -338,6 +350,16 @@ impl Prism {
     /// Starts Prism on `spec`, or returns `None` (after `skip_or_fail`) when Prism or the
     /// document is missing.
     pub fn start(spec_relative: &str) -> Option<Self> {
+        Self::launch(spec_relative, None)
+    }
+
+    /// Starts Prism as a validating proxy in front of `upstream` (a loopback mock): requests
+    /// and answers are checked against the document, and the mock's answers pass through.
+    pub fn proxy(spec_relative: &str, upstream: &str) -> Option<Self> {
+        Self::launch(spec_relative, Some(upstream))
+    }
+
+    fn launch(spec_relative: &str, upstream: Option<&str>) -> Option<Self> {
         let spec = specs_dir().join(spec_relative);
         if !spec.is_file() {
             skip_or_fail(&format!("the official ACS document {}", spec.display()));
@@ -350,16 +372,22 @@ impl Prism {
             return None;
         }
         let port = free_port();
-        let child = Command::new(prism)
-            .args([
-                "mock",
-                "--errors",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .arg(&spec)
+        let mut command = Command::new(prism);
+        let port_text = port.to_string();
+        match upstream {
+            None => command
+                .args(["mock", "--errors", "-h", "127.0.0.1", "-p", &port_text])
+                .arg(&spec),
+            Some(upstream) => command
+                .args(["proxy", "--errors", "-h", "127.0.0.1", "-p", &port_text])
+                .arg(&spec)
+                .arg(upstream),
+        };
+        // A cleared environment: no proxy variable can send Prism anywhere but loopback.
+        let child = command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::var("HOME").unwrap_or_default())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -444,6 +472,10 @@ impl Handler {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Everything the process printed so far.
