@@ -269,7 +269,7 @@ mod tests {
     use super::*;
     use crate::acs::CredentialError;
 
-    fn status_and_code(error: ApiError) -> (u16, &'static str, bool) {
+    fn status_and_code(error: &ApiError) -> (u16, &'static str, bool) {
         let (status, problem, retry_after) = error.to_problem();
         (status.as_u16(), problem.code, retry_after.is_some())
     }
@@ -351,7 +351,7 @@ mod tests {
         ];
         for (error, expected) in cases {
             let name = format!("{error:?}");
-            assert_eq!(status_and_code(error), expected, "{name}");
+            assert_eq!(status_and_code(&error), expected, "{name}");
         }
     }
 

@@ -117,7 +117,6 @@ fn managed_identity_source(
                 retry: RetryOptions::none(),
                 ..ClientOptions::default()
             },
-            ..ManagedIdentityCredentialOptions::default()
         };
         let credential: Arc<dyn TokenCredential> = ManagedIdentityCredential::new(Some(options))?;
         Ok(credential)
