@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tower::limit::ConcurrencyLimitLayer;
 use tracing::Instrument;
 
-use crate::acs::{AcsClients, SmsClient};
+use crate::acs::{AcsClients, IdentityClient, SmsClient};
 use crate::config::{ServerSettings, Settings, SmsSettings};
 use crate::error::ApiError;
 use crate::idempotency::IdempotencyStore;
@@ -27,6 +27,7 @@ pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
 pub struct AppState {
     pub sms: Arc<SmsSettings>,
     pub sms_client: SmsClient,
+    pub identity_client: IdentityClient,
     pub idempotency: Arc<IdempotencyStore>,
     pub request_timeout: Duration,
 }
@@ -51,6 +52,7 @@ impl Application {
         let state = AppState {
             sms: Arc::new(settings.sms),
             sms_client: clients.sms,
+            identity_client: clients.identity,
             idempotency: Arc::default(),
             request_timeout: settings.server.request_timeout,
         };
@@ -101,6 +103,23 @@ pub async fn bind(server: &ServerSettings) -> std::io::Result<TcpListener> {
 pub fn router(state: AppState, server: &ServerSettings) -> Router {
     let observed = Router::new()
         .route("/api/sms", post(routes::sms::send_sms))
+        .route("/api/identities", post(routes::identities::create_identity))
+        .route(
+            "/api/identities/{id}",
+            delete(routes::identities::delete_identity),
+        )
+        .route(
+            "/api/identities/{id}/token",
+            post(routes::identities::issue_token),
+        )
+        .route(
+            "/api/identities/{id}/revoke",
+            post(routes::identities::revoke_tokens),
+        )
+        .route(
+            "/api/teams/token",
+            post(routes::identities::exchange_teams_token),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), observe));
     Router::new()
         .route("/", get(routes::health::health))

@@ -2,14 +2,22 @@
 //! routes and clients never check it again. Types that hold personal data redact it in
 //! `Debug` and offer a masked form for logs.
 
+mod identity;
 mod message;
 mod phone;
+mod secret;
 mod sender;
 mod sms;
 mod validation;
 
+pub use identity::{
+    CommunicationUserId, CreateIdentityRequest, TeamsTokenBody, TeamsTokenExchange, TokenLifetime,
+    TokenRequest, TokenRequestBody, TokenScope, TokenScopes, TEAMS_TOKEN_MAX_LEN,
+    TOKEN_MAX_MINUTES, TOKEN_MIN_MINUTES, USER_ID_MAX_LEN,
+};
 pub use message::{Encoding, SmsBody, BODY_MAX_CHARS};
 pub use phone::PhoneNumber;
+pub use secret::SecretString;
 pub use sender::Sender;
 pub use sms::{DeliveryOptions, SmsRequest, SmsRequestBody, Tag, MAX_RECIPIENTS, TAG_MAX_CHARS};
 pub use validation::{FieldError, FieldErrors};
