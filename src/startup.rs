@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tower::limit::ConcurrencyLimitLayer;
 use tracing::Instrument;
 
-use crate::acs::{AcsClients, SmsClient};
+use crate::acs::{AcsClients, IdentityClient, SmsClient};
 use crate::config::{RetrySettings, ServerSettings, Settings, SmsSettings};
 use crate::error::ApiError;
 use crate::idempotency::{IdempotencyStore, SendLedger};
@@ -30,6 +30,7 @@ const INVOCATION_BODY_LIMIT: usize = 3 * crate::routes::batches::BATCH_BODY_LIMI
 pub struct AppState {
     pub sms: Arc<SmsSettings>,
     pub sms_client: SmsClient,
+    pub identity_client: IdentityClient,
     pub idempotency: Arc<IdempotencyStore>,
     pub ledger: Arc<SendLedger>,
     pub retry: RetrySettings,
@@ -56,6 +57,7 @@ impl Application {
         let state = AppState {
             sms: Arc::new(settings.sms),
             sms_client: clients.sms,
+            identity_client: clients.identity,
             idempotency: Arc::default(),
             ledger: Arc::default(),
             retry: settings.retry,
@@ -117,6 +119,23 @@ pub fn router(state: AppState, server: &ServerSettings) -> Router {
             "/SendSmsFromQueue",
             post(routes::queue::send_sms_from_queue)
                 .layer(DefaultBodyLimit::max(INVOCATION_BODY_LIMIT)),
+        )
+        .route("/api/identities", post(routes::identities::create_identity))
+        .route(
+            "/api/identities/{id}",
+            delete(routes::identities::delete_identity),
+        )
+        .route(
+            "/api/identities/{id}/token",
+            post(routes::identities::issue_token),
+        )
+        .route(
+            "/api/identities/{id}/revoke",
+            post(routes::identities::revoke_tokens),
+        )
+        .route(
+            "/api/teams/token",
+            post(routes::identities::exchange_teams_token),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), observe));
     Router::new()

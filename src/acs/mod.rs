@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod error;
 pub mod http;
+pub mod identity;
 pub mod outbox;
 pub mod retry;
 pub mod sms;
@@ -21,6 +22,7 @@ use crate::config::{AcsSettings, AuthSettings};
 pub use auth::{AccessToken, AcsAuth, CredentialError, TokenCache, TokenSource};
 pub use error::AcsError;
 pub use http::AcsHttp;
+pub use identity::IdentityClient;
 pub use outbox::Outbox;
 pub use retry::RetryPolicy;
 pub use sms::SmsClient;
@@ -29,6 +31,7 @@ pub use sms::SmsClient;
 #[derive(Debug, Clone)]
 pub struct AcsClients {
     pub sms: SmsClient,
+    pub identity: IdentityClient,
     /// What the handler talks to, for the startup log.
     pub description: String,
 }
@@ -62,7 +65,8 @@ impl AcsClients {
             AcsSettings::Outbox { path } => {
                 let outbox = Outbox::new(path.clone());
                 return Ok(Self {
-                    sms: SmsClient::Outbox(outbox),
+                    sms: SmsClient::Outbox(outbox.clone()),
+                    identity: IdentityClient::Outbox(outbox),
                     description: format!("local outbox at {}", path.display()),
                 });
             }
@@ -92,7 +96,8 @@ impl AcsClients {
         };
         let http = AcsHttp::new(client.clone(), endpoint.clone(), acs_auth);
         Ok(Self {
-            sms: SmsClient::Acs(http),
+            sms: SmsClient::Acs(http.clone()),
+            identity: IdentityClient::Acs(http),
             description: format!(
                 "ACS at {} with {kind}",
                 endpoint.as_str().trim_end_matches('/')

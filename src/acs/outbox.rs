@@ -106,15 +106,14 @@ impl Outbox {
             .append(true)
             .open(self.path.as_path())
             .await
-            .map_err(outbox_error)?;
+            .map_err(|error| outbox_error(&error))?;
         file.write_all(text.as_bytes())
             .await
-            .map_err(outbox_error)?;
-        file.flush().await.map_err(outbox_error)
+            .map_err(|error| outbox_error(&error))?;
+        file.flush().await.map_err(|error| outbox_error(&error))
     }
 }
 
-#[allow(clippy::needless_pass_by_value, reason = "used as a map_err adapter")]
-fn outbox_error(error: std::io::Error) -> AcsError {
+fn outbox_error(error: &std::io::Error) -> AcsError {
     AcsError::LocalOutbox(error.kind())
 }

@@ -3,8 +3,10 @@
 //! `Debug` and offer a masked form for logs.
 
 mod batch;
+mod identity;
 mod message;
 mod phone;
+mod secret;
 mod sender;
 mod sms;
 mod validation;
@@ -12,8 +14,14 @@ mod validation;
 pub use batch::{
     Batch, BatchRequestBody, QueueMessage, QueuePart, BATCH_MAX_RECIPIENTS, PART_MAX_RECIPIENTS,
 };
+pub use identity::{
+    CommunicationUserId, CreateIdentityRequest, TeamsTokenBody, TeamsTokenExchange, TokenLifetime,
+    TokenRequest, TokenRequestBody, TokenScope, TokenScopes, TEAMS_TOKEN_MAX_LEN,
+    TOKEN_MAX_MINUTES, TOKEN_MIN_MINUTES, USER_ID_MAX_LEN,
+};
 pub use message::{Encoding, SmsBody, BODY_MAX_CHARS};
 pub use phone::PhoneNumber;
+pub use secret::SecretString;
 pub use sender::Sender;
 pub use sms::{
     DeliveryOptions, OneOrMany, SmsRequest, SmsRequestBody, Tag, MAX_RECIPIENTS, TAG_MAX_CHARS,

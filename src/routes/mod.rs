@@ -3,6 +3,7 @@
 
 pub mod batches;
 pub mod health;
+pub mod identities;
 pub mod queue;
 pub mod sms;
 
@@ -36,6 +37,35 @@ pub async fn read_json<T: DeserializeOwned>(
         .await
         .map_err(|_| ApiError::PayloadTooLarge { limit })?;
     parse_json(&bytes)
+}
+
+/// Like [`read_json`], for routes whose body is optional: an empty body reads as
+/// `T::default()` whatever its content type; any other body must be a JSON object.
+///
+/// # Errors
+/// `payload_too_large`, `unsupported_media_type` or `invalid_json`, naming no value.
+pub async fn read_optional_json<T: DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge { limit })?;
+    if bytes.is_empty() {
+        return Ok(T::default());
+    }
+    if !is_json(headers) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    parse_json(&bytes).map(|(typed, _)| typed)
 }
 
 /// Parses bytes as a JSON object, then as `T`.
