@@ -33,6 +33,7 @@ fn main() {
         let acs = MockAcs::start().await;
         idle_memory(&acs);
         throughput(&acs).await;
+        batch_drain().await;
     });
 }
 
@@ -148,6 +149,73 @@ async fn throughput(acs: &MockAcs) {
         latencies.len() as f64 / wall.as_secs_f64(),
         ms(pick(0.50)),
         ms(pick(0.99)),
+    );
+}
+
+/// 10,000 recipients through `EnqueueSmsBatch`, then every queue message through
+/// `SendSmsFromQueue` with the host's concurrency (batchSize 4 + newBatchThreshold 2).
+async fn batch_drain() {
+    let acs = MockAcs::start().await;
+    let handler = Handler::start(&acs_vars(&acs.endpoint()));
+    let client = common::client();
+    let numbers: Vec<String> = (0..10_000).map(|i| format!("+1425{i:07}")).collect();
+    let batch =
+        json!({"messages": [{"to": numbers, "message": "Sale ends today: 20% off everything"}]});
+    let invocation = json!({
+        "Data": {"req": {"Method": "POST", "Headers": {"Content-Type": ["application/json"]}, "Body": batch.to_string()}},
+        "Metadata": {}
+    });
+
+    let started = Instant::now();
+    let answer: serde_json::Value = client
+        .post(handler.url("/EnqueueSmsBatch"))
+        .json(&invocation)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let enqueued = started.elapsed();
+    let messages: Vec<String> = answer["Outputs"]["outbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_owned())
+        .collect();
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(messages.clone()));
+    let workers: Vec<_> = (0..6)
+        .map(|_| {
+            let (client, url, queue) = (client.clone(), handler.url("/SendSmsFromQueue"), queue.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Some(message) = queue.lock().unwrap().pop() else { break };
+                    let item = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, message);
+                    let invocation = json!({"Data": {"queueItem": item}, "Metadata": {"DequeueCount": "1",
+                        "InsertionTime": "2026-12-04T09:15:03+00:00"}});
+                    let response = client.post(&url).json(&invocation).send().await.unwrap();
+                    assert_eq!(response.status().as_u16(), 200);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let wall = started.elapsed();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", handler.pid())).unwrap();
+    let peak = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .unwrap_or("VmHWM: ?");
+    println!(
+        "batch of 10,000 recipients: enqueued as {} queue messages in {:.0} ms; drained with {} ACS calls ({} texts) in {:.2} s in all; peak resident memory {} (targets: 100 calls, < 64 MiB)",
+        messages.len(),
+        ms(enqueued),
+        acs.requests().len(),
+        acs.texts_sent(),
+        wall.as_secs_f64(),
+        peak.trim_start_matches("VmHWM:").trim(),
     );
 }
 

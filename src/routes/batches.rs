@@ -85,7 +85,7 @@ fn enqueue(
             limit: BATCH_BODY_LIMIT,
         });
     }
-    let (raw, _) = super::parse_json::<BatchRequestBody>(&bytes)?;
+    let raw = super::parse_json::<BatchRequestBody>(&bytes)?;
     let batch = Batch::parse(
         &raw,
         state.sms.default_sender.as_ref(),

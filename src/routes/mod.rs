@@ -7,14 +7,14 @@ pub mod identities;
 pub mod queue;
 pub mod sms;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// Reads a JSON object body of at most `limit` bytes as `T`, also returning it as a
-/// canonical JSON value (keys sorted) for idempotency fingerprints.
+/// Reads a JSON object body of at most `limit` bytes as `T`, also returning the raw bytes
+/// (for an idempotency fingerprint, when the route needs one).
 ///
 /// # Errors
 /// `unsupported_media_type`, `payload_too_large` or `invalid_json`, naming no value.
@@ -22,21 +22,12 @@ pub async fn read_json<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
-) -> Result<(T, serde_json::Value), ApiError> {
+) -> Result<(T, Bytes), ApiError> {
     if !is_json(headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge { limit })?;
-    parse_json(&bytes)
+    let bytes = read_body(headers, body, limit).await?;
+    Ok((parse_json(&bytes)?, bytes))
 }
 
 /// Like [`read_json`], for routes whose body is optional: an empty body reads as
@@ -49,6 +40,18 @@ pub async fn read_optional_json<T: DeserializeOwned + Default>(
     body: Body,
     limit: usize,
 ) -> Result<T, ApiError> {
+    let bytes = read_body(headers, body, limit).await?;
+    if bytes.is_empty() {
+        return Ok(T::default());
+    }
+    if !is_json(headers) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    parse_json(&bytes)
+}
+
+/// Reads at most `limit` bytes, refusing early a larger declared `Content-Length`.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -56,38 +59,30 @@ pub async fn read_optional_json<T: DeserializeOwned + Default>(
     if declared.is_some_and(|length| length > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    let bytes = axum::body::to_bytes(body, limit)
+    axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| ApiError::PayloadTooLarge { limit })?;
-    if bytes.is_empty() {
-        return Ok(T::default());
-    }
-    if !is_json(headers) {
-        return Err(ApiError::UnsupportedMediaType);
-    }
-    parse_json(&bytes).map(|(typed, _)| typed)
+        .map_err(|_| ApiError::PayloadTooLarge { limit })
 }
 
-/// Parses bytes as a JSON object, then as `T`.
+/// Parses bytes as a JSON object of type `T`. Duplicate keys are refused, not merged.
 ///
 /// # Errors
 /// `invalid_json` with the position or the field path, never the value.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, serde_json::Value), ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|error| {
-        ApiError::InvalidJson(format!(
-            "the body is not valid JSON (line {}, column {})",
-            error.line(),
-            error.column()
-        ))
-    })?;
-    if !value.is_object() {
-        return Err(ApiError::InvalidJson(
-            "the body must be a JSON object".into(),
-        ));
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let starts_as_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if !starts_as_object {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => ApiError::InvalidJson("the body must be a JSON object".into()),
+                Err(error) => syntax_error(&error),
+            },
+        );
     }
-    // Typed parsing reads the bytes again, so duplicate keys are refused rather than merged.
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let typed = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        if !error.inner().is_data() {
+            return syntax_error(error.inner());
+        }
         let path = error.path().to_string();
         let detail = if path == "." {
             "the body has a field that is not allowed or a duplicate field".to_owned()
@@ -96,7 +91,24 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, serde_json::V
         };
         ApiError::InvalidJson(detail)
     })?;
-    Ok((typed, value))
+    deserializer.end().map_err(|error| syntax_error(&error))?;
+    Ok(typed)
+}
+
+fn syntax_error(error: &serde_json::Error) -> ApiError {
+    ApiError::InvalidJson(format!(
+        "the body is not valid JSON (line {}, column {})",
+        error.line(),
+        error.column()
+    ))
+}
+
+/// The body as canonical JSON (keys sorted), for idempotency fingerprints.
+///
+/// # Errors
+/// `invalid_json` when the bytes are not JSON.
+pub fn canonical_json(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(bytes).map_err(|error| syntax_error(&error))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

@@ -60,8 +60,7 @@ pub async fn send_sms(
     body: Body,
 ) -> Result<Response, ApiError> {
     let key = IdempotencyKey::from_headers(&headers).map_err(ApiError::Validation)?;
-    let (raw, canonical) =
-        super::read_json::<SmsRequestBody>(&headers, body, SEND_BODY_LIMIT).await?;
+    let (raw, bytes) = super::read_json::<SmsRequestBody>(&headers, body, SEND_BODY_LIMIT).await?;
     let request = SmsRequest::parse(
         &raw,
         state.sms.default_sender.as_ref(),
@@ -74,6 +73,7 @@ pub async fn send_sms(
         let (status, body) = execute(&state, &send).await?;
         return Ok((status, Json(body)).into_response());
     };
+    let canonical = super::canonical_json(&bytes)?;
     let ticket = match state.idempotency.claim(ROUTE, &key, &canonical).await {
         Claim::Run(ticket) => ticket,
         Claim::Replay(stored) => return Ok(replay(stored)),
@@ -129,7 +129,7 @@ async fn execute(
         .filter(|outcome| matches!(outcome.result, RecipientResult::Accepted { .. }))
         .count();
     let failed = outcomes.len() - accepted;
-    tracing::info!(
+    tracing::debug!(
         recipients = outcomes.len(),
         accepted,
         failed,
