@@ -37,7 +37,7 @@ param smsFailedQueueName string = 'sms-failed'
 
 @description('Most segments one SMS may take.')
 @minValue(1)
-@maxValue(50)
+@maxValue(255)
 param smsMaxSegments int = 10
 
 @description('Log filter for the handler (RUST_LOG).')

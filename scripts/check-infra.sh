@@ -26,8 +26,12 @@ if [[ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]]; then
   echo "$wanted" > "$stamp"
 fi
 
+failures=()
+
 echo "==> pytest tests/infra"
-"$venv/bin/python" -m pytest tests/infra -q -p no:cacheprovider "$@"
+if ! "$venv/bin/python" -m pytest tests/infra -q -p no:cacheprovider "$@"; then
+  failures+=("pytest tests/infra failed")
+fi
 
 echo "==> checkov -d infra --framework bicep"
 # Quiet, offline: no Bridgecrew platform mapping, no version check.
@@ -38,12 +42,15 @@ status=$?
 set -e
 printf '%s\n' "$report"
 if (( status != 0 )); then
-  echo "check-infra: checkov failed (exit $status)" >&2
-  exit 1
+  failures+=("checkov failed (exit $status)")
 fi
 # checkov exits 0 on a file it cannot parse; a parse error must fail too.
 if grep -Eq 'Parsing errors: [1-9]' <<<"$report"; then
-  echo "check-infra: checkov could not parse a Bicep file" >&2
+  failures+=("checkov could not parse a Bicep file")
+fi
+
+if (( ${#failures[@]} )); then
+  printf 'check-infra: %s\n' "${failures[@]}" >&2
   exit 1
 fi
 echo "check-infra: all checks passed"

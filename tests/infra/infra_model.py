@@ -144,13 +144,6 @@ class Template:
                 return self.parameter_behind(self.variables[value]["value"])
         return None
 
-    def references(self, value: Any, symbol: str) -> bool:
-        """Whether the expression mentions the identifier `symbol` anywhere."""
-        for text in strings_in(value):
-            if text == symbol or re.search(rf"\$\{{{re.escape(symbol)}\b", text):
-                return True
-        return False
-
 
 def access_path(value: Any) -> list[str] | None:
     """`a.b.c` as ["a", "b", "c"], or None when the value is no property chain."""

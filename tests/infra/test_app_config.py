@@ -169,8 +169,8 @@ def test_every_queue_connection_has_a_queue_service_uri_setting(function_configs
     assert not missing, "\n".join(sorted(missing))
 
 
-def _queue_parameters(template):
-    """Queue resources by the parameter their name comes from."""
+def _queue_name_expressions(template):
+    """Queue resources keyed by their (unresolved) name expression."""
     queues = template.of_type("Microsoft.Storage/storageAccounts/queueServices/queues")
     return {template.body(symbol)["name"]: symbol for symbol in queues}
 
@@ -179,7 +179,7 @@ def test_every_queue_name_setting_names_a_created_queue(
     template, function_configs, app_settings, design_text
 ):
     defaults = infra_model.parse_design_defaults(design_text)
-    queue_names = _queue_parameters(template)
+    queue_names = _queue_name_expressions(template)
     problems = []
     for name, binding in _queue_bindings(function_configs):
         reference = SETTING_REFERENCE.match(binding.get("queueName", ""))
