@@ -5,7 +5,7 @@
 // secret is stored anywhere.
 //
 // Deploy with `az deployment group create -g <rg> -f infra/main.bicep
-// -p infra/main.parameters.json ...` or `azd provision` (see docs/deploy.md).
+// -p infra/main.parameters.json ...` or `azd provision` (see the Deploy section of README.md).
 // Keep this file free of registry modules, lambdas, deployer() and @export():
 // the offline checks (scripts/check-infra.sh) must be able to parse it.
 
