@@ -15,7 +15,6 @@ use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 
 use crate::acs::identity::CommunicationAccessToken;
-use crate::acs::RetryPolicy;
 use crate::domain::{
     CommunicationUserId, CreateIdentityRequest, FieldErrors, TeamsTokenBody, TeamsTokenExchange,
     TokenRequest, TokenRequestBody,
@@ -66,7 +65,7 @@ pub async fn create_identity(
 
     let created = state
         .identity_client
-        .create_identity(&request, &RetryPolicy::INTERACTIVE)
+        .create_identity(&request, &state.retry.interactive)
         .await?;
     let scopes = request
         .token
@@ -106,7 +105,7 @@ pub async fn issue_token(
 
     let token = state
         .identity_client
-        .issue_token(&id, &request, &RetryPolicy::INTERACTIVE)
+        .issue_token(&id, &request, &state.retry.interactive)
         .await?;
     let scopes = request.scopes.names().join(",");
     tracing::info!(scopes, "access token issued");
@@ -123,7 +122,7 @@ pub async fn revoke_tokens(
 
     state
         .identity_client
-        .revoke_tokens(&id, &RetryPolicy::INTERACTIVE)
+        .revoke_tokens(&id, &state.retry.interactive)
         .await?;
     tracing::info!("access tokens revoked");
 
@@ -139,7 +138,7 @@ pub async fn delete_identity(
 
     state
         .identity_client
-        .delete_identity(&id, &RetryPolicy::INTERACTIVE)
+        .delete_identity(&id, &state.retry.interactive)
         .await?;
     tracing::info!("identity deleted");
 
@@ -157,7 +156,7 @@ pub async fn exchange_teams_token(
 
     let token = state
         .identity_client
-        .exchange_teams_token(&exchange, &RetryPolicy::INTERACTIVE)
+        .exchange_teams_token(&exchange, &state.retry.interactive)
         .await?;
     tracing::info!("Teams token exchanged");
 
