@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tokio::time::Instant;
 use url::Url;
@@ -44,7 +45,6 @@ impl AcsHttp {
     ///
     /// # Errors
     /// The last failure, once it is permanent or the budget is spent.
-    #[tracing::instrument(name = "acs_request", skip_all, fields(operation, attempt, status))]
     pub async fn send(
         &self,
         operation: &'static str,
@@ -53,6 +53,46 @@ impl AcsHttp {
         body: Option<Vec<u8>>,
         policy: &RetryPolicy,
     ) -> Result<AcsResponse, AcsError> {
+        self.send_with(operation, method, path_and_query, body, policy, Ok)
+            .await
+    }
+
+    /// Like [`AcsHttp::send`], and reads the 2xx body as `T`.
+    ///
+    /// A 2xx answer whose body is not a `T` is tried again like a 5xx: the outcome of the
+    /// request is unknown, and sending the same bytes again is safe because ACS deduplicates
+    /// by repeatability id.
+    ///
+    /// # Errors
+    /// The last failure, once it is permanent or the budget is spent;
+    /// [`AcsError::MalformedAnswer`] when no attempt gave a readable body.
+    pub async fn send_json<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+        policy: &RetryPolicy,
+    ) -> Result<T, AcsError> {
+        let decode = |response: AcsResponse| {
+            serde_json::from_slice::<T>(&response.body).map_err(|_| AcsError::MalformedAnswer {
+                status: response.status.as_u16(),
+            })
+        };
+        self.send_with(operation, method, path_and_query, body, policy, decode)
+            .await
+    }
+
+    #[tracing::instrument(name = "acs_request", skip_all, fields(operation, attempt, status))]
+    async fn send_with<T>(
+        &self,
+        operation: &'static str,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+        policy: &RetryPolicy,
+        decode: impl Fn(AcsResponse) -> Result<T, AcsError>,
+    ) -> Result<T, AcsError> {
         let span = tracing::Span::current();
         span.record("operation", operation);
         let started = Instant::now();
@@ -65,15 +105,16 @@ impl AcsHttp {
             )
             .await
             .unwrap_or(Err(AcsError::Timeout));
+            let outcome = outcome.and_then(|response| {
+                span.record("status", response.status.as_u16());
+                tracing::debug!(
+                    correlation_id = response.correlation_id.as_deref(),
+                    "ACS answered"
+                );
+                decode(response)
+            });
             let error = match outcome {
-                Ok(response) => {
-                    span.record("status", response.status.as_u16());
-                    tracing::debug!(
-                        correlation_id = response.correlation_id.as_deref(),
-                        "ACS answered"
-                    );
-                    return Ok(response);
-                }
+                Ok(value) => return Ok(value),
                 Err(error) => error,
             };
             if let Some(status) = error.status() {
@@ -198,6 +239,7 @@ fn is_retryable(error: &AcsError) -> bool {
             | AcsError::Unavailable { .. }
             | AcsError::Timeout
             | AcsError::Connection(_)
+            | AcsError::MalformedAnswer { .. }
     )
 }
 

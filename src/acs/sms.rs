@@ -202,13 +202,9 @@ impl SmsClient {
         let items = match self {
             Self::Acs(http) => {
                 let path = format!("sms?api-version={SMS_API_VERSION}");
-                let response = http
-                    .send("sms.send", Method::POST, &path, Some(body), policy)
+                let parsed: SmsSendResponse = http
+                    .send_json("sms.send", Method::POST, &path, Some(body), policy)
                     .await?;
-                let parsed: SmsSendResponse =
-                    serde_json::from_slice(&response.body).map_err(|_| {
-                        AcsError::InvalidResponse("SMS send answer is not SmsSendResponse".into())
-                    })?;
                 parsed.value
             }
             Self::Outbox(outbox) => outbox.record_sms(send, &body).await?,

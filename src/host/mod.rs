@@ -196,7 +196,8 @@ mod tests {
 
     #[test]
     fn plain_text_items_stay_text_and_missing_items_are_reported() {
-        let text = queue_item_bytes(&data(&json!("\"Hello from the queue\"")), "queueItem").unwrap();
+        let text =
+            queue_item_bytes(&data(&json!("\"Hello from the queue\"")), "queueItem").unwrap();
 
         assert_eq!(text, b"Hello from the queue");
         assert_eq!(

@@ -43,6 +43,13 @@ pub struct RecipientReport {
     pub error: Option<RecipientError>,
 }
 
+impl RecipientReport {
+    /// Whether this recipient failed in a way that a retry may fix.
+    pub fn is_retryable(&self) -> bool {
+        self.error.as_ref().is_some_and(|error| error.retryable)
+    }
+}
+
 /// Why a recipient failed.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -82,13 +89,18 @@ pub async fn send_sms(
     let send = plan_send(request, Some(&key), ticket.first_sent);
     let (status, body) = execute(&state, &send).await?;
 
+    let worth_retrying = body.results.iter().any(RecipientReport::is_retryable);
     let body = bytes::Bytes::from(
         serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?,
     );
-    ticket.complete(StoredResponse {
-        status: status.as_u16(),
-        body: body.clone(),
-    });
+    // An answer with a transient failure is not kept: a retry with the key sends those
+    // recipients again, and ACS deduplicates the others by their repeatability ids.
+    if !worth_retrying {
+        ticket.complete(StoredResponse {
+            status: status.as_u16(),
+            body: body.clone(),
+        });
+    }
     Ok(json_response(status, body))
 }
 
