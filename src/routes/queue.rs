@@ -12,7 +12,10 @@
 //! - Transient failures (429, 5xx, timeouts, no token, ACS refusing the credential while a
 //!   role propagates) fail the invocation so the host delivers the message again after
 //!   `visibilityTimeout`. On the last delivery (`maxDequeueCount`), what is still open is
-//!   recorded as failed instead, so nothing is lost to the poison queue.
+//!   recorded as failed instead, so nothing is lost to the poison queue: as
+//!   `transient_failures_exhausted` when ACS's answer failed the recipient, as
+//!   `outcome_unknown` when the whole request got no usable answer (an earlier delivery,
+//!   perhaps on another instance, may have had it accepted).
 //! - Outputs are written only when an invocation succeeds, so failure records of a failed
 //!   invocation are produced again by the try that succeeds.
 
@@ -286,17 +289,27 @@ fn whole_request_failed(
             reason: format!("ACS call failed: {error}"),
         };
     }
-    let reason = if transient {
-        "transient_failures_exhausted"
+    // On the last delivery a transient failure of the whole request leaves each open
+    // recipient's outcome unknown: an earlier delivery, perhaps on another instance whose
+    // ledger this one cannot see, may have got it accepted. The record says so, so that
+    // nobody resends it believing it was never sent.
+    let (reason, detail) = if transient {
+        (
+            "outcome_unknown",
+            format!(
+                "ACS gave no usable answer on the last delivery ({error}); an earlier \
+                 delivery may have had this recipient accepted, so a resend may send it twice"
+            ),
+        )
     } else {
-        "acs_rejected"
+        ("acs_rejected", error.to_string())
     };
     failures.extend(send.recipients.iter().map(|recipient| {
         delivery.record(
             Some(part),
             Some(recipient.to.as_str().to_owned()),
             reason,
-            error.to_string(),
+            detail.clone(),
             error.status(),
         )
     }));

@@ -274,14 +274,17 @@ fn accept(state: &Arc<Mutex<AcsState>>, request: &Value, failures: &[(String, u1
         .iter()
         .map(|recipient| {
             let to = recipient["to"].as_str().unwrap_or_default().to_owned();
-            if let Some((_, status)) = failures.iter().find(|(number, _)| *number == to) {
-                return json!({"to": to, "httpStatusCode": status, "successful": false,
-                              "errorMessage": "Invalid To phone number format."});
-            }
             let id = recipient["repeatabilityRequestId"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
+            // Like ACS, a repeat of an accepted id gets the first answer, whatever the script.
+            let repeat = state.message_ids.contains_key(&id);
+            let failure = failures.iter().find(|(number, _)| *number == to);
+            if let (Some((_, status)), false) = (failure, repeat) {
+                return json!({"to": to, "httpStatusCode": status, "successful": false,
+                              "errorMessage": "Invalid To phone number format."});
+            }
             let known = state.message_ids.get(&id).cloned();
             let message_id = match known {
                 Some(existing) => {

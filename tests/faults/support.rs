@@ -59,9 +59,14 @@ pub async fn spawn_faulty(acs: MockAcs) -> TestApp {
 
 /// An app whose ACS endpoint is `endpoint`; `acs` is kept only so the helper type fits.
 pub async fn spawn_at(acs: MockAcs, endpoint: &str) -> TestApp {
+    spawn_with(acs, endpoint, FAULT_RETRY).await
+}
+
+/// An app whose ACS endpoint is `endpoint` and whose ACS calls follow `policy`.
+pub async fn spawn_with(acs: MockAcs, endpoint: &str, policy: RetryPolicy) -> TestApp {
     let mut settings = settings(&acs_vars(endpoint));
-    settings.retry.interactive = FAULT_RETRY;
-    settings.retry.background = FAULT_RETRY;
+    settings.retry.interactive = policy;
+    settings.retry.background = policy;
     let app = Application::build(settings).expect("the app builds");
     let addr = serve(app.router()).await;
     TestApp {
