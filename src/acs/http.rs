@@ -13,13 +13,22 @@ use super::auth::AcsAuth;
 use super::error::AcsError;
 use super::retry::RetryPolicy;
 
-/// A successful (2xx) ACS answer.
-#[derive(Debug)]
+/// A successful (2xx) ACS answer. `Debug` shows the body's size: it lists recipients.
 pub struct AcsResponse {
     pub status: StatusCode,
     pub body: bytes::Bytes,
     /// `MS-CV` or `x-ms-client-request-id`, for correlating with ACS support.
     pub correlation_id: Option<String>,
+}
+
+impl std::fmt::Debug for AcsResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcsResponse")
+            .field("status", &self.status)
+            .field("body_bytes", &self.body.len())
+            .field("correlation_id", &self.correlation_id)
+            .finish()
+    }
 }
 
 /// Sends requests to one ACS resource with one credential.

@@ -49,8 +49,9 @@ const FAILED_OUTPUT: &str = "failed";
 /// Namespace of repeatability ids of queue sends.
 const QUEUE_NAMESPACE: Uuid = Uuid::from_u128(0x2d9e_57a4_0c13_4f8b_a6d0_91be_3c47_5f02);
 
-/// One line on the failed queue: which recipient, and why it was not sent.
-#[derive(Debug, Clone, Serialize)]
+/// One line on the failed queue: which recipient, and why it was not sent. `Debug` leaves
+/// out the recipient and ACS's message.
+#[derive(Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FailureRecord {
     pub v: u32,
@@ -65,6 +66,18 @@ pub struct FailureRecord {
     pub dequeue_count: u64,
     pub queue_message_id: Option<String>,
     pub recorded_at: String,
+}
+
+impl std::fmt::Debug for FailureRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FailureRecord")
+            .field("batch_id", &self.batch_id)
+            .field("part", &self.part)
+            .field("reason", &self.reason)
+            .field("acs_status", &self.acs_status)
+            .field("dequeue_count", &self.dequeue_count)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The queue message's delivery facts from `Metadata`.

@@ -31,8 +31,8 @@ pub struct SendSmsResponse {
     pub results: Vec<RecipientReport>,
 }
 
-/// One recipient's result as callers read it.
-#[derive(Debug, Serialize)]
+/// One recipient's result as callers read it. `Debug` leaves out the number.
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecipientReport {
     pub to: String,
@@ -41,6 +41,16 @@ pub struct RecipientReport {
     pub message_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<RecipientError>,
+}
+
+impl std::fmt::Debug for RecipientReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecipientReport")
+            .field("status", &self.status)
+            .field("message_id", &self.message_id)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RecipientReport {

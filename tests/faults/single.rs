@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{closed_port, closing_listener, MockAcs, Reply, RECIPIENT, RECIPIENT_2};
+use crate::common::{closed_port, closing_listener, MockAcs, RECIPIENT, RECIPIENT_2};
 use crate::support::{
     fault_kinds, read_answer, send_with_retries, spawn_at, spawn_faulty, texts_sent_twice,
     told_accepted, Answer, FAULT_RETRY,

@@ -154,8 +154,12 @@ pub enum Answer {
     },
     /// A problem document with a known code (and `Retry-After` on 429 and 503).
     Problem { status: u16, code: String },
-    /// Anything else.
-    Unclear { status: u16, body: String },
+    /// Anything else, with the start of its body for the assertion message.
+    Unclear {
+        status: u16,
+        #[allow(dead_code, reason = "read through Debug in assertion messages")]
+        body: String,
+    },
 }
 
 impl Answer {
