@@ -10,8 +10,8 @@ use serde_json::json;
 
 use crate::common::MockAcs;
 use crate::support::{
-    ids_per_text, mixed_script, send_with_retries, spawn_faulty, texts_sent_twice, told_accepted,
-    Answer,
+    faults_served, ids_per_text, load_script, mixed_script, send_with_retries, spawn_faulty,
+    texts_sent_twice, told_accepted, Answer,
 };
 
 /// The seed of the script; change it to explore, keep it to reproduce the figures.
@@ -30,8 +30,8 @@ fn recipients(send: usize) -> [String; 2] {
 async fn a_seeded_mix_of_faults_under_load_loses_and_repeats_no_text() {
     let acs = MockAcs::start().await;
     let app = spawn_faulty(acs.clone()).await;
-    let (script, injected) = mixed_script(SEED, SCRIPT_LENGTH, FAULT_PERCENT);
-    acs.script(script);
+    let script = mixed_script(SEED, SCRIPT_LENGTH, FAULT_PERCENT);
+    load_script(&acs, &script);
     let url = app.url("/api/sms");
     let started = Instant::now();
 
@@ -77,14 +77,15 @@ async fn a_seeded_mix_of_faults_under_load_loses_and_repeats_no_text() {
         }
     }
     let twice = texts_sent_twice(&accepted);
+    let injected = faults_served(&acs, &script);
     let faults: usize = injected.values().sum();
     eprintln!("fault suite, mixed script under load (seed {SEED:#x})");
     eprintln!(
         "  sends: {SENDS} x 2 recipients, {CONCURRENCY} at a time, each with its own Idempotency-Key"
     );
     eprintln!(
-        "  script: {SCRIPT_LENGTH} replies, {faults} faults ({} left unused)",
-        acs.script_left()
+        "  faults injected: {faults} in the first {} of {SCRIPT_LENGTH} scripted replies",
+        SCRIPT_LENGTH - acs.script_left()
     );
     for (name, count) in &injected {
         eprintln!("    {count:>4}  {name}");

@@ -13,16 +13,17 @@ use serde_json::{json, Value};
 use crate::common::{closed_port, MockAcs, Reply};
 use crate::helpers::TestApp;
 use crate::support::{
-    ids_per_text, mixed_script, spawn_at, spawn_with, texts_sent_twice, FAULT_RETRY,
+    faults_served, ids_per_text, load_script, mixed_script, spawn_at, spawn_with, texts_sent_twice,
+    FAULT_RETRY,
 };
 
 const SEED: u64 = 0x5EED_0007;
-const MESSAGES: usize = 12;
+const MESSAGES: usize = 40;
 const RECIPIENTS_PER_MESSAGE: usize = 25;
 /// The host's `batchSize` in `host.json`: messages handled at once.
 const HOST_BATCH: usize = 4;
 /// Faults are denser than in the load test, so that messages go back to the queue.
-const SCRIPT_LENGTH: usize = 150;
+const SCRIPT_LENGTH: usize = 120;
 const FAULT_PERCENT: usize = 70;
 /// Two attempts per delivery, so that faults reach the host's redelivery often.
 const QUEUE_RETRY: acs_sms_handler::acs::RetryPolicy = acs_sms_handler::acs::RetryPolicy {
@@ -161,12 +162,16 @@ async fn queue_sends_under_mixed_faults_lose_no_recipient_across_redeliveries() 
     let body = json!({"messages": batch}).to_string();
     let (_, enqueued) = invoke(&apps[0], "EnqueueSmsBatch", &batch_invocation(&body)).await;
     let messages = outputs(&enqueued, "outbox");
-    let (mut script, injected) = mixed_script(SEED, SCRIPT_LENGTH, FAULT_PERCENT);
+    let mut script = mixed_script(SEED, SCRIPT_LENGTH, FAULT_PERCENT);
     // A few permanent refusals too, so failure records are part of the picture.
     for position in [3, 17, 29, 41] {
-        script.insert(position, Reply::FailIndex(position, 400));
+        let refusal = (
+            "per-recipient 400 in a 202",
+            Reply::FailIndex(position, 400),
+        );
+        script.insert(position, refusal);
     }
-    acs.script(script);
+    load_script(&acs, &script);
     let started = Instant::now();
 
     let drained = tokio::time::timeout(TIME_LIMIT, drain(&apps, messages.clone()))
@@ -214,19 +219,21 @@ async fn queue_sends_under_mixed_faults_lose_no_recipient_across_redeliveries() 
         MESSAGES * RECIPIENTS_PER_MESSAGE,
         messages.len()
     );
+    let injected = faults_served(&acs, &script);
     eprintln!(
-        "  script: {} faults ({injected:?}) and 4 per-recipient 400s",
-        injected.values().sum::<usize>()
+        "  faults injected: {} in the first {} of {} scripted replies",
+        injected.values().sum::<usize>(),
+        script.len() - acs.script_left(),
+        script.len()
     );
+    for (name, count) in &injected {
+        eprintln!("    {count:>4}  {name}");
+    }
     eprintln!(
         "  deliveries: {} ({} redeliveries), poisoned: {}",
         drained.deliveries, drained.redeliveries, drained.poisoned
     );
-    eprintln!(
-        "  requests made to ACS: {} ({} script replies unused)",
-        acs.requests().len(),
-        acs.script_left()
-    );
+    eprintln!("  requests made to ACS: {}", acs.requests().len());
     eprintln!(
         "  texts accepted (distinct repeatability ids): {}",
         accepted.len()

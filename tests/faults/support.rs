@@ -121,27 +121,41 @@ pub fn fault_kinds() -> Vec<(&'static str, Reply)> {
     ]
 }
 
-/// A finite script of `length` replies: about `fault_percent` of them faults drawn evenly
-/// from [`fault_kinds`], the rest accepts. Returns the script and a count per fault.
-pub fn mixed_script(
-    seed: u64,
-    length: usize,
-    fault_percent: usize,
-) -> (Vec<Reply>, BTreeMap<&'static str, usize>) {
+/// A finite script of `length` named replies: about `fault_percent` of them faults drawn
+/// evenly from [`fault_kinds`], the rest accepts (named `accept`).
+pub fn mixed_script(seed: u64, length: usize, fault_percent: usize) -> Vec<(&'static str, Reply)> {
     let kinds = fault_kinds();
     let mut rng = Seeded::new(seed);
-    let mut counts = BTreeMap::new();
-    let script = (0..length)
+    (0..length)
         .map(|_| {
             if rng.below(100) >= fault_percent {
-                return Reply::Accept;
+                return ("accept", Reply::Accept);
             }
-            let (name, reply) = &kinds[rng.below(kinds.len())];
-            *counts.entry(*name).or_insert(0) += 1;
-            reply.clone()
+            kinds[rng.below(kinds.len())].clone()
         })
-        .collect();
-    (script, counts)
+        .collect()
+}
+
+/// Hands the replies of `script` to `acs`, in order.
+pub fn load_script(acs: &MockAcs, script: &[(&'static str, Reply)]) {
+    acs.script(script.iter().map(|(_, reply)| reply.clone()));
+}
+
+/// Faults by name among the replies `acs` has served from `script` (it serves in order).
+pub fn faults_served(
+    acs: &MockAcs,
+    script: &[(&'static str, Reply)],
+) -> BTreeMap<&'static str, usize> {
+    let served = script.len() - acs.script_left();
+    let mut counts = BTreeMap::new();
+    for (name, _) in script
+        .iter()
+        .take(served)
+        .filter(|(name, _)| *name != "accept")
+    {
+        *counts.entry(*name).or_insert(0) += 1;
+    }
+    counts
 }
 
 /// One answer of the handler, as a careful caller reads it.
