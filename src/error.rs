@@ -189,7 +189,11 @@ fn acs_parts(
             "ACS is throttling this resource; retry after the time in Retry-After".into(),
             retry_after,
         ),
-        AcsError::Unavailable { .. } | AcsError::Timeout | AcsError::Connection(_) | AcsError::LocalOutbox(_) => (
+        AcsError::Unavailable { .. }
+        | AcsError::Timeout
+        | AcsError::Connection(_)
+        | AcsError::LocalOutbox(_)
+        | AcsError::MalformedAnswer { .. } => (
             S::SERVICE_UNAVAILABLE,
             "acs_unavailable",
             "ACS unavailable",
@@ -338,6 +342,10 @@ mod tests {
             (
                 AcsError::InvalidResponse("x".into()).into(),
                 (502, "acs_rejected", false),
+            ),
+            (
+                AcsError::MalformedAnswer { status: 202 }.into(),
+                (503, "acs_unavailable", true),
             ),
             (AcsError::NotFound.into(), (404, "not_found", false)),
             (

@@ -62,12 +62,21 @@ impl IdempotencyKey {
     }
 }
 
-/// An answer kept for replay.
-#[derive(Debug, Clone)]
+/// An answer kept for replay. `Debug` shows the body's size: it lists recipients.
+#[derive(Clone)]
 pub struct StoredResponse {
     pub status: u16,
     /// The JSON body exactly as first sent.
     pub body: bytes::Bytes,
+}
+
+impl std::fmt::Debug for StoredResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredResponse")
+            .field("status", &self.status)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
 }
 
 #[derive(Debug, Default)]

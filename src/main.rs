@@ -1,4 +1,5 @@
-//! The `handler` binary the Functions host starts: load settings, start telemetry, serve.
+//! The `handler` binary the Functions host starts: load settings, start telemetry and the
+//! panic hook, serve.
 
 use acs_sms_handler::{config::Settings, startup, telemetry};
 use anyhow::Context;
@@ -13,6 +14,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     telemetry::init(&settings.telemetry);
+    telemetry::install_panic_hook();
 
     let listener = startup::bind(&settings.server)
         .await

@@ -42,9 +42,13 @@ pub enum AcsError {
     /// The local outbox file could not be written.
     #[error("could not write the local outbox ({0:?})")]
     LocalOutbox(std::io::ErrorKind),
-    /// ACS answered with a body that does not match its contract.
+    /// The request could not be built, or ACS answered in a way its contract does not allow.
     #[error("ACS answered with an unexpected body: {0}")]
     InvalidResponse(String),
+    /// ACS answered 2xx with a body that cannot be read, on every attempt the budget allowed.
+    /// Whether ACS acted on the request is unknown, so it counts as transient.
+    #[error("ACS answered {status} with a body that does not match its contract")]
+    MalformedAnswer { status: u16 },
 }
 
 impl AcsError {
@@ -58,6 +62,7 @@ impl AcsError {
                 | Self::Connection(_)
                 | Self::Credential(_)
                 | Self::LocalOutbox(_)
+                | Self::MalformedAnswer { .. }
         )
     }
 

@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tokio::time::Instant;
 use url::Url;
@@ -12,13 +13,22 @@ use super::auth::AcsAuth;
 use super::error::AcsError;
 use super::retry::RetryPolicy;
 
-/// A successful (2xx) ACS answer.
-#[derive(Debug)]
+/// A successful (2xx) ACS answer. `Debug` shows the body's size: it lists recipients.
 pub struct AcsResponse {
     pub status: StatusCode,
     pub body: bytes::Bytes,
     /// `MS-CV` or `x-ms-client-request-id`, for correlating with ACS support.
     pub correlation_id: Option<String>,
+}
+
+impl std::fmt::Debug for AcsResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcsResponse")
+            .field("status", &self.status)
+            .field("body_bytes", &self.body.len())
+            .field("correlation_id", &self.correlation_id)
+            .finish()
+    }
 }
 
 /// Sends requests to one ACS resource with one credential.
@@ -44,7 +54,6 @@ impl AcsHttp {
     ///
     /// # Errors
     /// The last failure, once it is permanent or the budget is spent.
-    #[tracing::instrument(name = "acs_request", skip_all, fields(operation, attempt, status))]
     pub async fn send(
         &self,
         operation: &'static str,
@@ -53,6 +62,46 @@ impl AcsHttp {
         body: Option<Vec<u8>>,
         policy: &RetryPolicy,
     ) -> Result<AcsResponse, AcsError> {
+        self.send_with(operation, method, path_and_query, body, policy, Ok)
+            .await
+    }
+
+    /// Like [`AcsHttp::send`], and reads the 2xx body as `T`.
+    ///
+    /// A 2xx answer whose body is not a `T` is tried again like a 5xx: the outcome of the
+    /// request is unknown, and sending the same bytes again is safe because ACS deduplicates
+    /// by repeatability id.
+    ///
+    /// # Errors
+    /// The last failure, once it is permanent or the budget is spent;
+    /// [`AcsError::MalformedAnswer`] when no attempt gave a readable body.
+    pub async fn send_json<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+        policy: &RetryPolicy,
+    ) -> Result<T, AcsError> {
+        let decode = |response: AcsResponse| {
+            serde_json::from_slice::<T>(&response.body).map_err(|_| AcsError::MalformedAnswer {
+                status: response.status.as_u16(),
+            })
+        };
+        self.send_with(operation, method, path_and_query, body, policy, decode)
+            .await
+    }
+
+    #[tracing::instrument(name = "acs_request", skip_all, fields(operation, attempt, status))]
+    async fn send_with<T>(
+        &self,
+        operation: &'static str,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+        policy: &RetryPolicy,
+        decode: impl Fn(AcsResponse) -> Result<T, AcsError>,
+    ) -> Result<T, AcsError> {
         let span = tracing::Span::current();
         span.record("operation", operation);
         let started = Instant::now();
@@ -65,15 +114,16 @@ impl AcsHttp {
             )
             .await
             .unwrap_or(Err(AcsError::Timeout));
+            let outcome = outcome.and_then(|response| {
+                span.record("status", response.status.as_u16());
+                tracing::debug!(
+                    correlation_id = response.correlation_id.as_deref(),
+                    "ACS answered"
+                );
+                decode(response)
+            });
             let error = match outcome {
-                Ok(response) => {
-                    span.record("status", response.status.as_u16());
-                    tracing::debug!(
-                        correlation_id = response.correlation_id.as_deref(),
-                        "ACS answered"
-                    );
-                    return Ok(response);
-                }
+                Ok(value) => return Ok(value),
                 Err(error) => error,
             };
             if let Some(status) = error.status() {
@@ -198,6 +248,7 @@ fn is_retryable(error: &AcsError) -> bool {
             | AcsError::Unavailable { .. }
             | AcsError::Timeout
             | AcsError::Connection(_)
+            | AcsError::MalformedAnswer { .. }
     )
 }
 

@@ -96,8 +96,8 @@ pub(crate) struct SmsSendResponse {
     pub value: Vec<SmsSendResponseItem>,
 }
 
-/// `SmsSendResponseItem` of the official document.
-#[derive(Debug, Deserialize, Serialize)]
+/// `SmsSendResponseItem` of the official document. `Debug` leaves out the number.
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SmsSendResponseItem {
     pub to: String,
@@ -109,6 +109,17 @@ pub(crate) struct SmsSendResponseItem {
     pub successful: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+}
+
+impl std::fmt::Debug for SmsSendResponseItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmsSendResponseItem")
+            .field("message_id", &self.message_id)
+            .field("http_status_code", &self.http_status_code)
+            .field("repeatability_result", &self.repeatability_result)
+            .field("successful", &self.successful)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The JSON body of one send, exactly as it goes to ACS (and to the local outbox).
@@ -202,13 +213,9 @@ impl SmsClient {
         let items = match self {
             Self::Acs(http) => {
                 let path = format!("sms?api-version={SMS_API_VERSION}");
-                let response = http
-                    .send("sms.send", Method::POST, &path, Some(body), policy)
+                let parsed: SmsSendResponse = http
+                    .send_json("sms.send", Method::POST, &path, Some(body), policy)
                     .await?;
-                let parsed: SmsSendResponse =
-                    serde_json::from_slice(&response.body).map_err(|_| {
-                        AcsError::InvalidResponse("SMS send answer is not SmsSendResponse".into())
-                    })?;
                 parsed.value
             }
             Self::Outbox(outbox) => outbox.record_sms(send, &body).await?,
@@ -370,6 +377,16 @@ mod tests {
             };
             assert_eq!(failure.retryable, retryable, "{status}");
         }
+    }
+
+    #[test]
+    fn debug_output_of_an_answer_item_leaves_out_the_number() {
+        let mut answer = item("+14255550123", 202, true);
+        answer.message_id = Some("Outgoing_20250602_0a1b".into());
+
+        let shown = format!("{answer:?}");
+
+        assert!(!shown.contains("4255550123"), "{shown}");
     }
 
     #[test]

@@ -137,8 +137,7 @@ impl fmt::Debug for QueueMessage {
 }
 
 /// A queue message checked recipient by recipient: the valid recipients can be sent, the
-/// invalid ones are recorded.
-#[derive(Debug)]
+/// invalid ones are recorded. `Debug` shows counts, not recipients.
 pub struct QueuePart {
     pub batch_id: Uuid,
     pub part: u32,
@@ -146,6 +145,18 @@ pub struct QueuePart {
     pub send: Option<(Sender, SmsBody, DeliveryOptions, Vec<PhoneNumber>)>,
     /// Recipients (as written) that cannot be sent, each with the rule it breaks.
     pub rejected: Vec<(String, String)>,
+}
+
+impl fmt::Debug for QueuePart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sendable = self.send.as_ref().map_or(0, |(_, _, _, to)| to.len());
+        f.debug_struct("QueuePart")
+            .field("batch_id", &self.batch_id)
+            .field("part", &self.part)
+            .field("sendable", &sendable)
+            .field("rejected", &self.rejected.len())
+            .finish()
+    }
 }
 
 impl QueueMessage {

@@ -37,7 +37,13 @@ pub struct SmsBody {
 
 impl SmsBody {
     /// Checks `text`: 1 to 2048 characters, some of them visible, no control characters but
-    /// line breaks, and at most `max_segments` segments.
+    /// line breaks, no bidirectional embedding, override or isolate characters, and at most
+    /// `max_segments` segments.
+    ///
+    /// The bidirectional controls U+202A to U+202E and U+2066 to U+2069 make a handset show
+    /// text in another order than it is stored (a link or an amount reversed), a known way to
+    /// disguise a message; right-to-left text needs none of them. The marks U+200E, U+200F
+    /// and U+061C, which only nudge the direction of neutral characters, are allowed.
     ///
     /// # Errors
     /// The rule the text breaks, without the text.
@@ -50,6 +56,13 @@ impl SmsBody {
         }
         if text.chars().any(is_forbidden_control) {
             return Err("must not contain control characters other than line breaks".into());
+        }
+        if text.chars().any(is_bidi_control) {
+            return Err(
+                "must not contain bidirectional embedding, override or isolate characters \
+                 (U+202A to U+202E, U+2066 to U+2069)"
+                    .into(),
+            );
         }
         if text.trim().is_empty() {
             return Err("must contain visible text".into());
@@ -104,6 +117,12 @@ impl Encoding {
 
 fn is_forbidden_control(c: char) -> bool {
     c.is_control() && c != '\n' && c != '\r'
+}
+
+/// The explicit bidirectional formatting characters: embeddings, overrides, isolates and
+/// their terminators.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Septets a character takes in GSM-7, or `None` when GSM-7 cannot carry it.
@@ -219,6 +238,7 @@ mod tests {
         );
         assert!(SmsBody::parse(&"a".repeat(1530), 10).is_ok());
         assert!(SmsBody::parse("line one\r\nline two", 10).is_ok());
+        assert!(SmsBody::parse("رمزك \u{200F}1234\u{200E}", 10).is_ok());
     }
 
     #[test]
@@ -234,6 +254,9 @@ mod tests {
             ("nul\0inside".into(), 10),
             ("bell\u{7}".into(), 10),
             ("c1\u{85}".into(), 10),
+            ("pay \u{202E}0001$\u{202C}".into(), 10),
+            ("\u{2067}مرحبا\u{2069}".into(), 10),
+            ("\u{202A}embedded".into(), 10),
         ];
         for (text, max) in cases {
             assert!(
@@ -251,5 +274,80 @@ mod tests {
         let shown = format!("{body:?}");
 
         assert!(!shown.contains("998877"), "{shown}");
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn gsm_char() -> impl Strategy<Value = char> {
+        let alphabet: Vec<char> = GSM_BASIC.chars().chain(GSM_EXTENDED.chars()).collect();
+        prop::sample::select(alphabet)
+    }
+
+    /// Text of every kind: GSM-7 only, GSM-7 with one stranger, and anything at all.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::collection::vec(gsm_char(), 0..400).prop_map(String::from_iter),
+            (
+                prop::collection::vec(gsm_char(), 0..400),
+                any::<char>(),
+                any::<prop::sample::Index>()
+            )
+                .prop_map(|(mut chars, stranger, at)| {
+                    let at = at.index(chars.len() + 1);
+                    chars.insert(at, stranger);
+                    String::from_iter(chars)
+                }),
+            any::<String>(),
+            "\\PC{0,300}",
+        ]
+    }
+
+    fn in_gsm_alphabet(c: char) -> bool {
+        GSM_BASIC.contains(c) || GSM_EXTENDED.contains(c)
+    }
+
+    proptest! {
+        #[test]
+        fn segments_are_at_least_one_and_gsm7_exactly_when_every_char_fits(text in text()) {
+            let (encoding, segments) = count_segments(&text);
+
+            prop_assert!(segments >= 1);
+            let gsm = text.chars().all(in_gsm_alphabet);
+            prop_assert_eq!(encoding == Encoding::Gsm7, gsm);
+        }
+
+        #[test]
+        fn adding_a_character_never_lowers_the_segment_count(
+            text in text(),
+            extra in prop_oneof![gsm_char(), any::<char>()],
+            at in any::<prop::sample::Index>(),
+        ) {
+            let mut chars: Vec<char> = text.chars().collect();
+            let (_, before) = count_segments(&text);
+            chars.insert(at.index(chars.len() + 1), extra);
+
+            let (_, after) = count_segments(&String::from_iter(chars));
+
+            prop_assert!(after >= before, "{} then {}", before, after);
+        }
+
+        #[test]
+        fn parsing_never_panics_and_an_accepted_body_keeps_every_rule(
+            text in text(),
+            max_segments in 1u16..=255,
+        ) {
+            let Ok(body) = SmsBody::parse(&text, max_segments) else {
+                return Ok(());
+            };
+
+            prop_assert_eq!(body.as_str(), text.as_str());
+            prop_assert!(body.segments() >= 1 && body.segments() <= max_segments);
+            prop_assert!(!text.chars().any(|c| is_forbidden_control(c) || is_bidi_control(c)));
+            prop_assert!(text.chars().count() <= BODY_MAX_CHARS);
+        }
     }
 }

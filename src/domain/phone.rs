@@ -35,8 +35,9 @@ impl PhoneNumber {
         &self.0
     }
 
-    /// A form safe for logs: the first four and last four digits of long numbers, fewer of
-    /// short ones, with the middle hidden (`+1425***0100`).
+    /// A form safe for logs: at most four leading and four trailing digits, and never more
+    /// than a third of the digits at either end, so that at least a third stays hidden
+    /// (`+142***100` for `+14255550100`).
     pub fn masked(&self) -> String {
         mask_digits(&self.0[1..], "+")
     }
@@ -45,7 +46,8 @@ impl PhoneNumber {
 /// Masks a run of digits so that at least a third of it stays hidden.
 pub(crate) fn mask_digits(digits: &str, prefix: &str) -> String {
     let len = digits.len();
-    let shown = if len >= 10 { 4 } else { len / 3 };
+    // At most a third at each end; four are enough to tell numbers apart in a log.
+    let shown = (len / 3).min(4);
     let head = &digits[..shown.min(len)];
     let tail = &digits[len - shown.min(len)..];
     format!("{prefix}{head}***{tail}")
@@ -102,9 +104,58 @@ mod tests {
     fn masked_form_hides_the_middle_digits() {
         let number = PhoneNumber::parse("+14255550100").unwrap();
 
-        assert_eq!(number.masked(), "+1425***0100");
-        assert_eq!(format!("{number:?}"), "PhoneNumber(+1425***0100)");
+        assert_eq!(number.masked(), "+142***100");
+        assert_eq!(format!("{number:?}"), "PhoneNumber(+142***100)");
+        let long = PhoneNumber::parse("+123456789012345").unwrap();
+        assert_eq!(long.masked(), "+1234***2345");
         assert_eq!(PhoneNumber::parse("+123456").unwrap().masked(), "+12***56");
         assert_eq!(PhoneNumber::parse("+12").unwrap().masked(), "+***");
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The E.164 rule, written out independently of the parser.
+    fn is_e164(raw: &str) -> bool {
+        let Some(digits) = raw.strip_prefix('+') else {
+            return false;
+        };
+        let digits: Vec<char> = digits.chars().collect();
+        (2..=15).contains(&digits.len())
+            && digits.iter().all(char::is_ascii_digit)
+            && digits[0] != '0'
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_accepted_exactly_when_it_follows_the_e164_rule(raw in any::<String>()) {
+            prop_assert_eq!(PhoneNumber::parse(&raw).is_ok(), is_e164(&raw));
+        }
+
+        #[test]
+        fn near_misses_are_accepted_exactly_when_they_follow_the_e164_rule(
+            raw in "[+]{0,2}[0-9０-９٠-٩ ()+-]{0,18}"
+        ) {
+            prop_assert_eq!(PhoneNumber::parse(&raw).is_ok(), is_e164(&raw));
+        }
+
+        #[test]
+        fn the_masked_form_never_shows_the_middle_digits(digits in "[1-9][0-9]{1,14}") {
+            let number = PhoneNumber::parse(&format!("+{digits}")).unwrap();
+
+            let masked = number.masked();
+
+            let (head, tail) = masked[1..].split_once("***").unwrap();
+            prop_assert!(digits.starts_with(head) && digits.ends_with(tail));
+            let hidden = digits.len() - head.len() - tail.len();
+            prop_assert!(hidden * 3 >= digits.len(), "{} of {} hidden", hidden, digits.len());
+            let shown = masked.chars().filter(char::is_ascii_digit).count();
+            prop_assert_eq!(shown, head.len() + tail.len());
+            let debug = format!("{number:?}");
+            prop_assert!(!debug.contains(&digits));
+        }
     }
 }

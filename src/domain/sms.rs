@@ -12,12 +12,21 @@ pub const MAX_RECIPIENTS: usize = 100;
 /// Most characters of a delivery-report tag.
 pub const TAG_MAX_CHARS: usize = 64;
 
-/// One recipient or a list of them, as callers may write `to`.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+/// One recipient or a list of them, as callers may write `to`. `Debug` shows the count only.
+#[derive(Clone, Deserialize, serde::Serialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),
     Many(Vec<String>),
+}
+
+impl fmt::Debug for OneOrMany {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::One(_) => f.write_str("OneOrMany(1 recipient)"),
+            Self::Many(many) => write!(f, "OneOrMany({} recipients)", many.len()),
+        }
+    }
 }
 
 /// The JSON body of `POST /api/sms` and of one message in a batch, before validation.
@@ -41,8 +50,16 @@ impl fmt::Debug for SmsRequestBody {
 }
 
 /// Text echoed in the delivery report: at most 64 characters, no control characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Callers may put an order or user id in it, so `Debug` shows its length only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Tag(String);
+
+impl fmt::Debug for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tag({} chars)", self.0.chars().count())
+    }
+}
 
 impl Tag {
     /// # Errors

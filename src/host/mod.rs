@@ -6,6 +6,7 @@
 //! bytes as base64; every reader here accepts both the encoded and the plain form.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -13,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-/// One invocation as the host sends it.
-#[derive(Debug, Deserialize)]
+/// One invocation as the host sends it. `Debug` shows binding and metadata names only: the
+/// values hold requests and queue messages.
+#[derive(Deserialize)]
 pub struct Invocation {
     #[serde(rename = "Data", default)]
     pub data: Map<String, Value>,
@@ -23,7 +25,8 @@ pub struct Invocation {
 }
 
 /// The answer to an invocation. Outputs are written by the host only when the status is 2xx.
-#[derive(Debug, Default, Serialize)]
+/// `Debug` shows output names and the number of log lines.
+#[derive(Default, Serialize)]
 pub struct InvocationResponse {
     #[serde(rename = "Outputs")]
     pub outputs: Map<String, Value>,
@@ -51,8 +54,8 @@ impl InvocationResponse {
     }
 }
 
-/// An `http` output binding: the response the caller gets.
-#[derive(Debug, Serialize)]
+/// An `http` output binding: the response the caller gets. `Debug` leaves out the body.
+#[derive(Serialize)]
 pub struct HttpOutput {
     #[serde(rename = "statusCode")]
     pub status_code: u16,
@@ -61,8 +64,9 @@ pub struct HttpOutput {
     pub body: String,
 }
 
-/// `Data.req` of an HTTP trigger that is not forwarded.
-#[derive(Debug, Deserialize)]
+/// `Data.req` of an HTTP trigger that is not forwarded. `Debug` shows the method, header
+/// names and the body's size: header values may hold a function key, the body personal data.
+#[derive(Deserialize)]
 pub struct HttpRequestData {
     #[serde(rename = "Method", default)]
     pub method: String,
@@ -93,6 +97,43 @@ impl HttpRequestData {
             Some(Value::Null) | None => Vec::new(),
             Some(other) => other.to_string().into_bytes(),
         }
+    }
+}
+
+impl fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Invocation")
+            .field("data", &self.data.keys().collect::<Vec<_>>())
+            .field("metadata", &self.metadata.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl fmt::Debug for InvocationResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InvocationResponse")
+            .field("outputs", &self.outputs.keys().collect::<Vec<_>>())
+            .field("logs", &self.logs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for HttpOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpOutput")
+            .field("status_code", &self.status_code)
+            .field("body_bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for HttpRequestData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpRequestData")
+            .field("method", &self.method)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("body_bytes", &self.body_bytes().len())
+            .finish()
     }
 }
 
@@ -240,5 +281,78 @@ mod tests {
         assert_eq!(request.header("content-type"), Some("application/json"));
         assert_eq!(request.header("X-ONE"), Some("v"));
         assert_eq!(request.body_bytes(), b"{\"a\":1}");
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any JSON value, nested a few levels deep.
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+            "[0-9 +-]{0,24}".prop_map(Value::String),
+            "\"[0-9T:+-]{0,30}\"".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::btree_map(any::<String>(), inner, 0..8)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn binding(value: Value) -> Map<String, Value> {
+        Map::from_iter([("queueItem".to_owned(), value)])
+    }
+
+    proptest! {
+        #[test]
+        fn queue_items_of_any_json_never_panic(value in json()) {
+            let _ = queue_item_bytes(&binding(value), "queueItem");
+        }
+
+        #[test]
+        fn metadata_readers_never_panic_on_any_json(value in json(), name in "[A-Za-z]{1,12}") {
+            let metadata = Map::from_iter([(name.clone(), value)]);
+
+            let _ = metadata_text(&metadata, &name);
+            let _ = metadata_u64(&metadata, &name);
+            let _ = metadata_time(&metadata, &name);
+        }
+
+        #[test]
+        fn base64_queue_items_decode_to_the_original_bytes(bytes in any::<Vec<u8>>()) {
+            let item = Value::String(BASE64.encode(&bytes));
+
+            prop_assert_eq!(queue_item_bytes(&binding(item), "queueItem").unwrap(), bytes);
+        }
+
+        #[test]
+        fn json_encoded_text_items_decode_to_the_original_text(text in any::<String>()) {
+            let item = Value::String(serde_json::to_string(&text).unwrap());
+
+            prop_assert_eq!(queue_item_bytes(&binding(item), "queueItem").unwrap(), text.into_bytes());
+        }
+
+        #[test]
+        fn whole_numbers_are_read_in_every_form_the_host_sends(number in any::<u64>()) {
+            for form in [
+                Value::from(number),
+                Value::String(number.to_string()),
+                Value::String(format!("\"{number}\"")),
+            ] {
+                let metadata = Map::from_iter([("DequeueCount".to_owned(), form)]);
+                prop_assert_eq!(metadata_u64(&metadata, "DequeueCount"), Some(number));
+            }
+        }
     }
 }

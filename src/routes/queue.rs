@@ -12,7 +12,10 @@
 //! - Transient failures (429, 5xx, timeouts, no token, ACS refusing the credential while a
 //!   role propagates) fail the invocation so the host delivers the message again after
 //!   `visibilityTimeout`. On the last delivery (`maxDequeueCount`), what is still open is
-//!   recorded as failed instead, so nothing is lost to the poison queue.
+//!   recorded as failed instead, so nothing is lost to the poison queue: as
+//!   `transient_failures_exhausted` when ACS's answer failed the recipient, as
+//!   `outcome_unknown` when the whole request got no usable answer (an earlier delivery,
+//!   perhaps on another instance, may have had it accepted).
 //! - Outputs are written only when an invocation succeeds, so failure records of a failed
 //!   invocation are produced again by the try that succeeds.
 
@@ -46,8 +49,9 @@ const FAILED_OUTPUT: &str = "failed";
 /// Namespace of repeatability ids of queue sends.
 const QUEUE_NAMESPACE: Uuid = Uuid::from_u128(0x2d9e_57a4_0c13_4f8b_a6d0_91be_3c47_5f02);
 
-/// One line on the failed queue: which recipient, and why it was not sent.
-#[derive(Debug, Clone, Serialize)]
+/// One line on the failed queue: which recipient, and why it was not sent. `Debug` leaves
+/// out the recipient and ACS's message.
+#[derive(Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FailureRecord {
     pub v: u32,
@@ -62,6 +66,18 @@ pub struct FailureRecord {
     pub dequeue_count: u64,
     pub queue_message_id: Option<String>,
     pub recorded_at: String,
+}
+
+impl std::fmt::Debug for FailureRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FailureRecord")
+            .field("batch_id", &self.batch_id)
+            .field("part", &self.part)
+            .field("reason", &self.reason)
+            .field("acs_status", &self.acs_status)
+            .field("dequeue_count", &self.dequeue_count)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The queue message's delivery facts from `Metadata`.
@@ -286,17 +302,27 @@ fn whole_request_failed(
             reason: format!("ACS call failed: {error}"),
         };
     }
-    let reason = if transient {
-        "transient_failures_exhausted"
+    // On the last delivery a transient failure of the whole request leaves each open
+    // recipient's outcome unknown: an earlier delivery, perhaps on another instance whose
+    // ledger this one cannot see, may have got it accepted. The record says so, so that
+    // nobody resends it believing it was never sent.
+    let (reason, detail) = if transient {
+        (
+            "outcome_unknown",
+            format!(
+                "ACS gave no usable answer on the last delivery ({error}); an earlier \
+                 delivery may have had this recipient accepted, so a resend may send it twice"
+            ),
+        )
     } else {
-        "acs_rejected"
+        ("acs_rejected", error.to_string())
     };
     failures.extend(send.recipients.iter().map(|recipient| {
         delivery.record(
             Some(part),
             Some(recipient.to.as_str().to_owned()),
             reason,
-            error.to_string(),
+            detail.clone(),
             error.status(),
         )
     }));

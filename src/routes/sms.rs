@@ -31,8 +31,8 @@ pub struct SendSmsResponse {
     pub results: Vec<RecipientReport>,
 }
 
-/// One recipient's result as callers read it.
-#[derive(Debug, Serialize)]
+/// One recipient's result as callers read it. `Debug` leaves out the number.
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecipientReport {
     pub to: String,
@@ -41,6 +41,23 @@ pub struct RecipientReport {
     pub message_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<RecipientError>,
+}
+
+impl std::fmt::Debug for RecipientReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecipientReport")
+            .field("status", &self.status)
+            .field("message_id", &self.message_id)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecipientReport {
+    /// Whether this recipient failed in a way that a retry may fix.
+    pub fn is_retryable(&self) -> bool {
+        self.error.as_ref().is_some_and(|error| error.retryable)
+    }
 }
 
 /// Why a recipient failed.
@@ -82,13 +99,18 @@ pub async fn send_sms(
     let send = plan_send(request, Some(&key), ticket.first_sent);
     let (status, body) = execute(&state, &send).await?;
 
+    let worth_retrying = body.results.iter().any(RecipientReport::is_retryable);
     let body = bytes::Bytes::from(
         serde_json::to_vec(&body).map_err(|e| ApiError::Internal(e.to_string()))?,
     );
-    ticket.complete(StoredResponse {
-        status: status.as_u16(),
-        body: body.clone(),
-    });
+    // An answer with a transient failure is not kept: a retry with the key sends those
+    // recipients again, and ACS deduplicates the others by their repeatability ids.
+    if !worth_retrying {
+        ticket.complete(StoredResponse {
+            status: status.as_u16(),
+            body: body.clone(),
+        });
+    }
     Ok(json_response(status, body))
 }
 

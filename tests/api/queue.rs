@@ -271,7 +271,7 @@ async fn on_the_last_delivery_transient_failures_are_recorded_instead_of_retried
     assert_eq!(records.len(), 2);
     assert!(records
         .iter()
-        .all(|r| r["reason"] == "transient_failures_exhausted" && r["acsStatus"] == 503));
+        .all(|r| r["reason"] == "outcome_unknown" && r["acsStatus"] == 503));
 }
 
 #[tokio::test]

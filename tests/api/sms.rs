@@ -436,7 +436,7 @@ async fn acs_failures_map_to_their_problem_codes() {
         (vec![Reply::Status(401, None)], 502, "acs_forbidden", None),
         (vec![Reply::Status(403, None)], 502, "acs_forbidden", None),
         (vec![Reply::Status(400, None)], 502, "acs_rejected", None),
-        (vec![Reply::Malformed], 502, "acs_rejected", None),
+        (vec![Reply::Malformed; 4], 503, "acs_unavailable", Some("5")),
         (
             vec![Reply::Delay(std::time::Duration::from_secs(2)); 4],
             503,

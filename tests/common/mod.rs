@@ -61,6 +61,22 @@ pub enum Reply {
     Malformed,
     /// Wait this long, then accept.
     Delay(Duration),
+    /// The whole request answers this status with `retry-after-ms` set to the milliseconds.
+    StatusMs(u16, u64),
+    /// 202, the recipient at this index (modulo the count) fails with the status inside.
+    FailIndex(usize, u16),
+    /// The connection drops before an answer; nothing is accepted.
+    Reset,
+    /// Every recipient is accepted, then the connection drops before the answer arrives.
+    AcceptThenReset,
+}
+
+/// A text the mock accepted for the first time under a repeatability id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    pub repeatability_id: String,
+    pub to: String,
+    pub message: String,
 }
 
 /// One request the mock received.
@@ -86,6 +102,7 @@ struct AcsState {
     message_ids: HashMap<String, String>,
     texts_sent: usize,
     texts_repeated: usize,
+    accepted: Vec<Accepted>,
 }
 
 /// A mock ACS SMS endpoint that behaves like ACS for repeatability ids.
@@ -127,6 +144,16 @@ impl MockAcs {
     pub fn texts_repeated(&self) -> usize {
         self.state.lock().unwrap().texts_repeated
     }
+
+    /// Every text accepted under a repeatability id not seen before, in order.
+    pub fn accepted(&self) -> Vec<Accepted> {
+        self.state.lock().unwrap().accepted.clone()
+    }
+
+    /// Replies still waiting in the script.
+    pub fn script_left(&self) -> usize {
+        self.state.lock().unwrap().script.len()
+    }
 }
 
 async fn acs_handler(
@@ -150,28 +177,95 @@ async fn acs_handler(
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     match reply {
         Reply::Accept => accept(&state, &request, &[]),
-        Reply::FailRecipients(failures) => accept(&state, &request, &failures),
+        Reply::FailRecipients(failures) => {
+            let failures: Vec<(String, u16)> = failures
+                .into_iter()
+                .map(|(to, status)| (to.to_owned(), status))
+                .collect();
+            accept(&state, &request, &failures)
+        }
+        Reply::FailIndex(index, status) => {
+            let recipients = request["smsRecipients"].as_array().cloned();
+            let failures: Vec<(String, u16)> = recipients
+                .filter(|list| !list.is_empty())
+                .map(|list| list[index % list.len()]["to"].as_str().map(str::to_owned))
+                .into_iter()
+                .flatten()
+                .map(|to| (to, status))
+                .collect();
+            accept(&state, &request, &failures)
+        }
         Reply::Delay(wait) => {
             tokio::time::sleep(wait).await;
             accept(&state, &request, &[])
         }
         Reply::Malformed => (StatusCode::ACCEPTED, "{\"value\": 3}").into_response(),
         Reply::Status(status, retry_after) => {
-            let mut response = (
-                StatusCode::from_u16(status).unwrap(),
-                axum::Json(json!({"error": {"code": "MockError", "message": "scripted failure"}})),
-            )
-                .into_response();
+            let mut response = failure(status);
             if let Some(seconds) = retry_after {
                 response.headers_mut().insert("retry-after", seconds.into());
             }
             response
         }
+        Reply::StatusMs(status, millis) => {
+            let mut response = failure(status);
+            response
+                .headers_mut()
+                .insert("retry-after-ms", millis.into());
+            response
+        }
+        Reply::Reset => reset(),
+        Reply::AcceptThenReset => {
+            let _ = accept(&state, &request, &[]);
+            reset()
+        }
     }
 }
 
-fn accept(state: &Arc<Mutex<AcsState>>, request: &Value, failures: &[(&str, u16)]) -> Response {
+fn failure(status: u16) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap(),
+        axum::Json(json!({"error": {"code": "MockError", "message": "scripted failure"}})),
+    )
+        .into_response()
+}
+
+/// An answer whose body fails at once: the server drops the connection before a complete
+/// answer, as a reset connection looks to the client.
+fn reset() -> Response {
+    let stream = futures::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "scripted connection reset",
+        ))
+    });
+    axum::http::Response::builder()
+        .status(StatusCode::ACCEPTED)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from_stream(stream))
+        .unwrap()
+}
+
+/// A loopback port that accepts connections and closes them at once, reading nothing.
+pub async fn closing_listener() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
+    addr
+}
+
+/// A loopback port with nothing listening: connections to it are refused.
+pub fn closed_port() -> u16 {
+    free_port()
+}
+
+fn accept(state: &Arc<Mutex<AcsState>>, request: &Value, failures: &[(String, u16)]) -> Response {
     let mut state = state.lock().unwrap();
+    let message = request["message"].as_str().unwrap_or_default().to_owned();
     let recipients = request["smsRecipients"]
         .as_array()
         .cloned()
@@ -180,14 +274,17 @@ fn accept(state: &Arc<Mutex<AcsState>>, request: &Value, failures: &[(&str, u16)
         .iter()
         .map(|recipient| {
             let to = recipient["to"].as_str().unwrap_or_default().to_owned();
-            if let Some((_, status)) = failures.iter().find(|(number, _)| *number == to) {
-                return json!({"to": to, "httpStatusCode": status, "successful": false,
-                              "errorMessage": "Invalid To phone number format."});
-            }
             let id = recipient["repeatabilityRequestId"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
+            // Like ACS, a repeat of an accepted id gets the first answer, whatever the script.
+            let repeat = state.message_ids.contains_key(&id);
+            let failure = failures.iter().find(|(number, _)| *number == to);
+            if let (Some((_, status)), false) = (failure, repeat) {
+                return json!({"to": to, "httpStatusCode": status, "successful": false,
+                              "errorMessage": "Invalid To phone number format."});
+            }
             let known = state.message_ids.get(&id).cloned();
             let message_id = match known {
                 Some(existing) => {
@@ -198,8 +295,13 @@ fn accept(state: &Arc<Mutex<AcsState>>, request: &Value, failures: &[(&str, u16)
                     state.texts_sent += 1;
                     let fresh = format!("Outgoing_mock_{}", uuid::Uuid::new_v4().simple());
                     if !id.is_empty() {
-                        state.message_ids.insert(id, fresh.clone());
+                        state.message_ids.insert(id.clone(), fresh.clone());
                     }
+                    state.accepted.push(Accepted {
+                        repeatability_id: id,
+                        to: to.clone(),
+                        message: message.clone(),
+                    });
                     fresh
                 }
             };
