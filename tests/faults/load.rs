@@ -1,6 +1,6 @@
 //! A seeded mix of every fault under concurrent load: 200 sends of two recipients each,
 //! 20 at a time, each with its own `Idempotency-Key` and a caller that retries with it.
-//! Prints the figures `docs/faults.md` quotes.
+//! Prints the figures the README quotes under "Faults and hostile input".
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
