@@ -97,6 +97,9 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// Bound on requests served at once; more wait in line.
     pub max_concurrent_requests: usize,
+    /// After a shutdown signal, how much longer than `request_timeout` to wait for open
+    /// connections before the process stops anyway.
+    pub drain_grace: Duration,
 }
 
 /// How the handler reaches ACS.
@@ -134,6 +137,8 @@ pub struct SmsSettings {
 pub struct TelemetrySettings {
     pub filter: String,
     pub json: bool,
+    /// Colour codes in text logs, only when stdout is a terminal.
+    pub ansi: bool,
 }
 
 impl Settings {
@@ -213,15 +218,24 @@ impl Settings {
                 ))
             }
         };
+        let filter = get(RUST_LOG).unwrap_or_else(|| "info".into());
+        if tracing_subscriber::EnvFilter::try_new(&filter).is_err() {
+            return Err(ConfigError::Invalid(
+                RUST_LOG,
+                "expected a log filter such as info or acs_sms_handler=debug".into(),
+            ));
+        }
         let telemetry = TelemetrySettings {
-            filter: get(RUST_LOG).unwrap_or_else(|| "info".into()),
+            filter,
             json,
+            ansi: !json && std::io::IsTerminal::is_terminal(&std::io::stdout()),
         };
 
         let server = ServerSettings {
             port,
             request_timeout: Duration::from_secs(60),
             max_concurrent_requests: 512,
+            drain_grace: Duration::from_secs(5),
         };
         Ok(Self {
             server,
@@ -547,6 +561,7 @@ mod tests {
                 ACS_CONNECTION_STRING,
             ),
             (&[(LOG_FORMAT, "xml")], LOG_FORMAT),
+            (&[(RUST_LOG, "[[[garbage")], RUST_LOG),
         ];
 
         for (vars, variable) in cases {

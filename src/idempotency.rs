@@ -39,9 +39,15 @@ impl IdempotencyKey {
     /// # Errors
     /// When the header is present but breaks the rule.
     pub fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, FieldErrors> {
-        let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
+        let mut values = headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
+        let Some(value) = values.next() else {
             return Ok(None);
         };
+        if values.next().is_some() {
+            let mut errors = FieldErrors::default();
+            errors.push("Idempotency-Key", "must be sent once");
+            return Err(errors);
+        }
         let bytes = value.as_bytes();
         if bytes.is_empty() || bytes.len() > 128 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b))
         {
@@ -255,6 +261,15 @@ mod tests {
             .unwrap()
             .is_none());
         assert_eq!(key(&"k".repeat(128)).0.len(), 128);
+    }
+
+    #[test]
+    fn a_key_sent_twice_is_refused() {
+        let mut headers = HeaderMap::new();
+        headers.append(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static("a"));
+        headers.append(IDEMPOTENCY_KEY_HEADER, HeaderValue::from_static("b"));
+
+        assert!(IdempotencyKey::from_headers(&headers).is_err());
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! panic hook, serve.
 
 use acs_sms_handler::{config::Settings, startup, telemetry};
-use anyhow::Context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -16,10 +15,23 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init(&settings.telemetry);
     telemetry::install_panic_hook();
 
-    let listener = startup::bind(&settings.server)
-        .await
-        .context("could not bind the listener")?;
-    let app = startup::Application::build(settings).context("could not start the handler")?;
+    let port = settings.server.port;
+    let listener = match startup::bind(&settings.server).await {
+        Ok(listener) => listener,
+        Err(error) => fail(&format!(
+            "cannot listen on 127.0.0.1:{port} (FUNCTIONS_CUSTOMHANDLER_PORT): {error}"
+        )),
+    };
+    let app = match startup::Application::build(settings) {
+        Ok(app) => app,
+        Err(error) => fail(&format!("cannot start: {error:#}")),
+    };
     app.serve(listener, startup::shutdown_signal()).await?;
     Ok(())
+}
+
+/// Ends startup with one line on stderr and exit code 2.
+fn fail(message: &str) -> ! {
+    eprintln!("handler: {message}");
+    std::process::exit(2);
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -14,7 +15,7 @@ use tower::limit::ConcurrencyLimitLayer;
 use tracing::Instrument;
 
 use crate::acs::{AcsClients, IdentityClient, SmsClient};
-use crate::config::{RetrySettings, ServerSettings, Settings, SmsSettings};
+use crate::config::{AcsSettings, RetrySettings, ServerSettings, Settings, SmsSettings};
 use crate::error::ApiError;
 use crate::idempotency::{IdempotencyStore, SendLedger};
 use crate::routes;
@@ -43,6 +44,8 @@ pub struct Application {
     router: Router,
     description: String,
     outbox: bool,
+    /// Longest wait for in-flight requests after a shutdown signal.
+    drain_limit: Duration,
 }
 
 impl Application {
@@ -54,6 +57,9 @@ impl Application {
         let client = crate::acs::http_client()?;
         let clients = AcsClients::build(&settings.acs, &client)?;
         let outbox = matches!(clients.sms, SmsClient::Outbox(_));
+        if let AcsSettings::Outbox { path } = &settings.acs {
+            check_outbox_path(path)?;
+        }
         let state = AppState {
             sms: Arc::new(settings.sms),
             sms_client: clients.sms,
@@ -67,6 +73,7 @@ impl Application {
             router: router(state, &settings.server),
             description: clients.description,
             outbox,
+            drain_limit: settings.server.request_timeout + settings.server.drain_grace,
         })
     }
 
@@ -89,12 +96,48 @@ impl Application {
             tracing::warn!(target: "handler", "LOCAL OUTBOX: nothing is really sent. Would-be ACS requests are appended to the outbox file.");
         }
         tracing::info!(target: "handler", port, backend = %self.description, "handler listening on 127.0.0.1");
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        tracing::info!(target: "handler", "handler stopped; in-flight requests finished");
+        let limit = self.drain_limit;
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        };
+        let server = axum::serve(listener, self.router).with_graceful_shutdown(signal);
+        // A connection that stalls mid-request must not keep the process alive forever.
+        let drain_limit = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(limit).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            served = server => {
+                served?;
+                tracing::info!(target: "handler", "handler stopped; in-flight requests finished");
+            }
+            () = drain_limit => {
+                tracing::warn!(target: "handler", limit_s = limit.as_secs(), "handler stopped at the drain limit; connections still open were closed");
+            }
+        }
         Ok(())
     }
+}
+
+/// Opens the outbox file for appending once, so an unusable path stops startup.
+fn check_outbox_path(path: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(drop)
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "{}: the local outbox file cannot be opened for appending ({})",
+                crate::config::SMS_OUTBOX_PATH,
+                error.kind()
+            )
+        })
 }
 
 /// Binds 127.0.0.1 at the configured port, before anything else happens, so the host's
@@ -141,10 +184,19 @@ pub fn router(state: AppState, server: &ServerSettings) -> Router {
     Router::new()
         .route("/", get(routes::health::health))
         .merge(observed)
-        .fallback(|| async { ApiError::NotFound("route") })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .fallback(|method: Method| async move { unrouted(&method, ApiError::NotFound("route")) })
+        .method_not_allowed_fallback(|method: Method| async move {
+            unrouted(&method, ApiError::MethodNotAllowed)
+        })
         .layer(ConcurrencyLimitLayer::new(server.max_concurrent_requests))
         .with_state(state)
+}
+
+/// Answers a request no route took, with the one log line every request gets.
+fn unrouted(method: &Method, error: ApiError) -> Response {
+    let response = error.into_response();
+    tracing::info!(method = %method, route = "unmatched", status = response.status().as_u16(), "request finished");
+    response
 }
 
 /// One span per request (method, route template, invocation id), a time limit, and one

@@ -30,6 +30,7 @@ where
     let builder = fmt()
         .with_env_filter(filter)
         .with_target(true)
+        .with_ansi(settings.ansi)
         .with_writer(writer);
     if settings.json {
         Box::new(

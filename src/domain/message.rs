@@ -64,7 +64,7 @@ impl SmsBody {
                     .into(),
             );
         }
-        if text.trim().is_empty() {
+        if !text.chars().any(is_visible) {
             return Err("must contain visible text".into());
         }
         let (encoding, segments) = count_segments(text);
@@ -121,6 +121,17 @@ fn is_forbidden_control(c: char) -> bool {
 
 /// The explicit bidirectional formatting characters: embeddings, overrides, isolates and
 /// their terminators.
+/// Whether a character shows on a handset: not white space, and not one of the invisible
+/// format characters (zero-width space and joiners, direction marks, word joiner, byte
+/// order mark, soft hyphen, Mongolian vowel separator).
+fn is_visible(c: char) -> bool {
+    !c.is_whitespace()
+        && !matches!(
+            c,
+            '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}'
+        )
+}
+
 fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
@@ -257,6 +268,9 @@ mod tests {
             ("pay \u{202E}0001$\u{202C}".into(), 10),
             ("\u{2067}مرحبا\u{2069}".into(), 10),
             ("\u{202A}embedded".into(), 10),
+            ("\u{200B}\u{200B}".into(), 10),
+            ("\u{FEFF}".into(), 10),
+            (" \u{200E}\u{00AD}\n".into(), 10),
         ];
         for (text, max) in cases {
             assert!(

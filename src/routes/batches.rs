@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -36,11 +37,24 @@ pub struct BatchAccepted {
 }
 
 /// Validates a batch and enqueues its parts, or answers with a problem and enqueues nothing.
-pub async fn enqueue_sms_batch(State(state): State<AppState>, body: Bytes) -> Response {
+pub async fn enqueue_sms_batch(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let mut answer = InvocationResponse::default();
+    let Ok(body) = body else {
+        // The invocation carries the caller's body, so an oversized invocation means a body
+        // far over the batch limit.
+        let error = ApiError::PayloadTooLarge {
+            limit: BATCH_BODY_LIMIT,
+        };
+        answer.logs.push(format!("batch refused: {error}"));
+        answer.http(HTTP_OUTPUT, problem_output(&error));
+        return (StatusCode::OK, Json(answer)).into_response();
+    };
     let Ok(invocation) = serde_json::from_slice::<Invocation>(&body) else {
         return unreadable_invocation();
     };
-    let mut answer = InvocationResponse::default();
 
     match enqueue(&state, &invocation) {
         Ok((accepted, messages)) => {

@@ -59,9 +59,15 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     if declared.is_some_and(|length| length > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge { limit })
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let too_large = std::error::Error::source(&error)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::InvalidJson("the body ended before its declared length".into())
+        }
+    })
 }
 
 /// Parses bytes as a JSON object of type `T`. Duplicate keys are refused, not merged.
@@ -79,28 +85,72 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         );
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let typed = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        if !error.inner().is_data() {
-            return syntax_error(error.inner());
-        }
-        let path = error.path().to_string();
-        let detail = if path == "." {
-            "the body has a field that is not allowed or a duplicate field".to_owned()
-        } else {
-            format!("the field `{path}` has the wrong type or is not allowed")
-        };
-        ApiError::InvalidJson(detail)
-    })?;
+    let typed = serde_path_to_error::deserialize(&mut deserializer)
+        .map_err(|error| ApiError::InvalidJson(shape_error(&error)))?;
     deserializer.end().map_err(|error| syntax_error(&error))?;
     Ok(typed)
 }
 
+/// Describes a body that is JSON but not of the expected shape, naming only fields the
+/// handler defines: an unknown key is the caller's text and is never repeated.
+pub fn shape_error(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    if !error.inner().is_data() {
+        return syntax_detail(error.inner());
+    }
+    let segments: Vec<&serde_path_to_error::Segment> = error.path().iter().collect();
+    let message = error.inner().to_string();
+    let unknown = message.starts_with("unknown field");
+    let known = if unknown {
+        &segments[..segments.len().saturating_sub(1)]
+    } else {
+        &segments[..]
+    };
+    let path = field_path(known);
+    match (unknown, path.is_empty()) {
+        (true, true) => "the body has a field that is not allowed".to_owned(),
+        (true, false) => format!("`{path}` has a field that is not allowed"),
+        (false, true) if message.starts_with("duplicate field") => {
+            "the body has a duplicate field".to_owned()
+        }
+        (false, true) => "the body does not have the expected shape".to_owned(),
+        (false, false) if message.starts_with("duplicate field") => {
+            format!("`{path}` has a duplicate field")
+        }
+        (false, false) => format!("the field `{path}` has the wrong type"),
+    }
+}
+
+fn field_path(segments: &[&serde_path_to_error::Segment]) -> String {
+    use serde_path_to_error::Segment;
+    let mut path = String::new();
+    for segment in segments {
+        match segment {
+            Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+            }
+            Segment::Unknown => path.push_str(".?"),
+        }
+    }
+    path
+}
+
 fn syntax_error(error: &serde_json::Error) -> ApiError {
-    ApiError::InvalidJson(format!(
+    ApiError::InvalidJson(syntax_detail(error))
+}
+
+fn syntax_detail(error: &serde_json::Error) -> String {
+    if error.to_string().starts_with("recursion limit exceeded") {
+        return "the body nests deeper than 128 levels".to_owned();
+    }
+    format!(
         "the body is not valid JSON (line {}, column {})",
         error.line(),
         error.column()
-    ))
+    )
 }
 
 /// The body as canonical JSON (keys sorted), for idempotency fingerprints.

@@ -166,12 +166,15 @@ fn read_part(
 ) -> Result<QueuePart, (&'static str, String)> {
     let bytes =
         queue_item_bytes(data, TRIGGER).map_err(|e| ("unreadable_message", e.to_string()))?;
-    let message: QueueMessage = serde_json::from_slice(&bytes).map_err(|_| {
-        (
-            "not_a_version_1_message",
-            "the message is not a version 1 SMS queue message".to_owned(),
-        )
-    })?;
+    let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+    let message: QueueMessage =
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            let detail = format!(
+                "the message is not a version 1 SMS queue message: {}",
+                super::shape_error(&error)
+            );
+            ("not_a_version_1_message", detail)
+        })?;
     message
         .check(state.sms.default_sender.as_ref(), state.sms.max_segments)
         .map_err(|rule| ("not_a_version_1_message", rule))

@@ -407,3 +407,37 @@ async fn the_retry_limit_matches_max_dequeue_count_in_host_json() {
         acs_sms_handler::routes::queue::MAX_DELIVERIES
     );
 }
+
+#[tokio::test]
+async fn an_invocation_far_over_the_batch_limit_answers_413_through_the_http_output() {
+    let app = spawn_app().await;
+    let huge = "a".repeat(13 * 1024 * 1024);
+    let invocation = json!({"Data": {"req": {"Method": "POST", "Headers": {"Content-Type": ["application/json"]}, "Body": huge}}, "Metadata": {}});
+
+    let (status, answer) = invoke(&app, "EnqueueSmsBatch", &invocation).await;
+
+    assert_eq!(status, 200);
+    assert_eq!(answer["Outputs"]["res"]["statusCode"], 413);
+    assert!(answer["Outputs"].get("outbox").is_none());
+}
+
+#[tokio::test]
+async fn a_malformed_queue_message_names_the_broken_field_in_its_record() {
+    let app = spawn_app().await;
+    let message =
+        json!({"v": 1, "batchId": "not-a-uuid", "part": 0, "message": "hi", "to": [RECIPIENT]})
+            .to_string();
+    let Some(invocation) = queue_invocation(&message, 1) else {
+        return;
+    };
+
+    let (_, answer) = invoke(&app, "SendSmsFromQueue", &invocation).await;
+
+    let records = failure_records(&answer);
+    assert!(
+        records[0]["detail"].as_str().unwrap().contains("`batchId`"),
+        "{}",
+        records[0]
+    );
+    assert!(app.acs.requests().is_empty());
+}

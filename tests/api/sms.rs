@@ -493,3 +493,96 @@ async fn unknown_routes_and_methods_get_problem_documents() {
     assert_eq!(wrong_method.status(), 405);
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test]
+async fn an_unknown_field_is_refused_without_repeating_its_name() {
+    let app = spawn_app().await;
+    let body = json!({"to": RECIPIENT, "message": "hi", "+14255550199": 1});
+
+    let (status, _, problem) = send(&app, &body, &[]).await;
+
+    assert_eq!(
+        (status, problem["code"].as_str().unwrap()),
+        (400, "invalid_json")
+    );
+    assert!(!problem.to_string().contains("14255550199"), "{problem}");
+    assert!(app.acs.requests().is_empty());
+}
+
+/// Sends raw bytes on a fresh connection and returns the answer's status code.
+async fn raw_request(app: &TestApp, request: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    stream.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_body_shorter_than_its_content_length_is_a_400_and_a_chunked_body_over_the_limit_a_413() {
+    let app = spawn_app().await;
+    let truncated = b"POST /api/sms HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"to\":";
+    let mut chunked = b"POST /api/sms HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    let chunk = vec![b' '; 70_000];
+    chunked.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+    chunked.extend_from_slice(&chunk);
+    chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+
+    let short = raw_request(&app, truncated).await;
+    let large = raw_request(&app, &chunked).await;
+
+    assert_eq!((short, large), (400, 413));
+    assert!(app.acs.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_message_of_invisible_characters_only_is_refused() {
+    let app = spawn_app().await;
+
+    let (status, _, problem) = send(
+        &app,
+        &json!({"to": RECIPIENT, "message": "\u{200B}\u{FEFF}"}),
+        &[],
+    )
+    .await;
+
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (400, Some("message"))
+    );
+    assert!(app.acs.requests().is_empty());
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_forever_on_a_stalled_connection() {
+    use tokio::io::AsyncWriteExt;
+    let acs = crate::common::MockAcs::start().await;
+    let mut settings = crate::helpers::settings(&crate::common::acs_vars(&acs.endpoint()));
+    settings.server.request_timeout = std::time::Duration::from_millis(200);
+    settings.server.drain_grace = std::time::Duration::from_millis(100);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = acs_sms_handler::startup::Application::build(settings).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(listener, async move { stopped.await.unwrap_or(()) }));
+    let mut stalled = tokio::net::TcpStream::connect(address).await.unwrap();
+    stalled
+        .write_all(b"POST /api/sms HTTP/1.1\r\nhost: x\r\ncontent-le")
+        .await
+        .unwrap();
+    // Let the server accept the connection and start reading its head.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    stop.send(()).unwrap();
+    let finished = tokio::time::timeout(std::time::Duration::from_secs(3), server).await;
+
+    assert!(
+        finished.is_ok(),
+        "serve still waits on the stalled connection"
+    );
+    drop(stalled);
+}

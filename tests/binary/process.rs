@@ -219,3 +219,21 @@ async fn logs_at_debug_level_hold_no_number_text_token_or_identity_header() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_unwritable_outbox_path_stops_startup_naming_the_variable() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_handler"))
+        .env_clear()
+        .env("SMS_OUTBOX_PATH", "/nonexistent-dir-for-test/outbox.jsonl")
+        .env(
+            "FUNCTIONS_CUSTOMHANDLER_PORT",
+            crate::common::free_port().to_string(),
+        )
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("SMS_OUTBOX_PATH"), "{stderr}");
+}

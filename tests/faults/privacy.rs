@@ -239,6 +239,7 @@ impl Capture {
         let settings = TelemetrySettings {
             filter: "debug".to_owned(),
             json,
+            ansi: false,
         };
         let sink = self.clone();
         telemetry::subscriber(&settings, move || sink.clone())
