@@ -194,7 +194,14 @@ impl SmsClient {
                     .collect(),
                 ..send.clone()
             };
-            let Ok(retried) = self.send_once(&again, policy).await else {
+            // The rounds share the call's budget rather than starting a new one each.
+            let remaining = policy.budget.saturating_sub(started.elapsed());
+            let round_policy = RetryPolicy {
+                budget: remaining,
+                attempt_timeout: policy.attempt_timeout.min(remaining),
+                ..*policy
+            };
+            let Ok(retried) = self.send_once(&again, &round_policy).await else {
                 return Ok(outcomes);
             };
             for (slot, outcome) in pending.into_iter().zip(retried) {
