@@ -167,7 +167,7 @@ impl AcsHttp {
             if error.is_timeout() {
                 AcsError::Timeout
             } else {
-                AcsError::Connection(error)
+                AcsError::Connection(error.without_url())
             }
         })?;
 
@@ -182,7 +182,7 @@ impl AcsHttp {
             if error.is_timeout() {
                 AcsError::Timeout
             } else {
-                AcsError::Connection(error)
+                AcsError::Connection(error.without_url())
             }
         })?;
         if status.is_success() {
@@ -361,6 +361,43 @@ mod tests {
             Some("One or more validation errors occurred.")
         );
         assert_eq!(parse_error_body(b"<html>oops</html>"), (None, None));
+    }
+
+    #[tokio::test]
+    async fn a_connection_failure_never_carries_the_request_url() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = Url::parse(&format!("http://{}", closed.local_addr().unwrap())).unwrap();
+        drop(closed);
+        let key = crate::acs::auth::AccessKey::from_base64("c2VjcmV0").unwrap();
+        let http = AcsHttp::new(
+            crate::acs::http_client().unwrap(),
+            endpoint,
+            AcsAuth::Key(key),
+        );
+        let policy = RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::INTERACTIVE
+        };
+
+        let error = http
+            .send(
+                "test",
+                Method::DELETE,
+                "identities/8%3Aacs%3Asecret-user-id",
+                None,
+                &policy,
+            )
+            .await
+            .unwrap_err();
+
+        let mut chain = vec![error.to_string()];
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            chain.push(cause.to_string());
+            source = cause.source();
+        }
+        assert!(matches!(error, AcsError::Connection(_)), "{error:?}");
+        assert!(!chain.join(" ").contains("secret-user-id"), "{chain:?}");
     }
 
     #[test]
