@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::sms::OneOrMany;
+use super::JsonObject;
 use super::{
     DeliveryOptions, FieldErrors, PhoneNumber, Sender, SmsBody, SmsRequest, SmsRequestBody, Tag,
 };
@@ -20,7 +21,7 @@ pub const PART_MAX_RECIPIENTS: usize = 100;
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequestBody {
-    pub messages: Option<Vec<SmsRequestBody>>,
+    pub messages: Option<Vec<JsonObject<SmsRequestBody>>>,
     #[serde(rename = "deliveryReport")]
     pub delivery_report: Option<bool>,
 }
@@ -53,7 +54,7 @@ impl Batch {
             return Err(errors);
         };
         let mut messages = Vec::with_capacity(raw_messages.len());
-        for (index, message) in raw_messages.iter().enumerate() {
+        for (index, JsonObject(message)) in raw_messages.iter().enumerate() {
             let mut message = message.clone();
             message.delivery_report = message.delivery_report.or(raw.delivery_report);
             match SmsRequest::parse_with_limit(

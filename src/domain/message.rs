@@ -121,15 +121,32 @@ fn is_forbidden_control(c: char) -> bool {
 
 /// The explicit bidirectional formatting characters: embeddings, overrides, isolates and
 /// their terminators.
-/// Whether a character shows on a handset: not white space, and not one of the invisible
-/// format characters (zero-width space and joiners, direction marks, word joiner, byte
-/// order mark, soft hyphen, Mongolian vowel separator).
+/// Whether a character shows on a handset on its own: not white space, not an invisible
+/// format or filler character (zero-width characters, direction marks, joiners, variation
+/// selectors, tag characters, Hangul and Braille blanks), and not a combining mark, which
+/// only changes the character before it.
 fn is_visible(c: char) -> bool {
-    !c.is_whitespace()
-        && !matches!(
-            c,
-            '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}'
-        )
+    !c.is_whitespace() && !is_invisible_format(c) && !is_combining_mark(c)
+}
+
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}' | '\u{034F}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}'
+            | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}'
+            | '\u{2800}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}' | '\u{E0001}' | '\u{E0020}'..='\u{E007F}'
+            | '\u{E0100}'..='\u{E01EF}'
+    )
+}
+
+fn is_combining_mark(c: char) -> bool {
+    matches!(
+        c,
+        '\u{0300}'..='\u{036F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}'
+            | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}'
+    )
 }
 
 fn is_bidi_control(c: char) -> bool {
@@ -271,6 +288,12 @@ mod tests {
             ("\u{200B}\u{200B}".into(), 10),
             ("\u{FEFF}".into(), 10),
             (" \u{200E}\u{00AD}\n".into(), 10),
+            ("\u{3164}\u{2800}\u{115F}\u{1160}\u{FFA0}".into(), 10),
+            (
+                "\u{034F}\u{FE0F}\u{180B}\u{17B5}\u{E0020}\u{206A}\u{FFF9}".into(),
+                10,
+            ),
+            ("\u{200B}\u{0301}".into(), 10),
         ];
         for (text, max) in cases {
             assert!(

@@ -26,4 +26,4 @@ pub use sender::Sender;
 pub use sms::{
     DeliveryOptions, OneOrMany, SmsRequest, SmsRequestBody, Tag, MAX_RECIPIENTS, TAG_MAX_CHARS,
 };
-pub use validation::{FieldError, FieldErrors};
+pub use validation::{FieldError, FieldErrors, JsonObject};

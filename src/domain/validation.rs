@@ -59,3 +59,50 @@ impl FieldErrors {
         }
     }
 }
+
+/// A value that must be written as a JSON object. Derived `Deserialize` also accepts a
+/// struct as an array of its fields in order, which no caller of ours means to send.
+#[derive(Debug, Clone)]
+pub struct JsonObject<T>(pub T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer
+            .deserialize_map(ObjectVisitor(std::marker::PhantomData))
+            .map(JsonObject)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Pair {
+        a: u8,
+        b: u8,
+    }
+
+    #[test]
+    fn json_objects_are_read_and_arrays_refused() {
+        let object: JsonObject<Pair> = serde_json::from_str(r#"{"a": 1, "b": 2}"#).unwrap();
+        let array = serde_json::from_str::<JsonObject<Pair>>("[1, 2]");
+
+        assert_eq!((object.0.a, object.0.b), (1, 2));
+        assert!(array.is_err());
+    }
+}

@@ -42,15 +42,21 @@ pub async fn enqueue_sms_batch(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let mut answer = InvocationResponse::default();
-    let Ok(body) = body else {
-        // The invocation carries the caller's body, so an oversized invocation means a body
-        // far over the batch limit.
-        let error = ApiError::PayloadTooLarge {
-            limit: BATCH_BODY_LIMIT,
-        };
-        answer.logs.push(format!("batch refused: {error}"));
-        answer.http(HTTP_OUTPUT, problem_output(&error));
-        return (StatusCode::OK, Json(answer)).into_response();
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() != StatusCode::PAYLOAD_TOO_LARGE => {
+            return unreadable_invocation();
+        }
+        Err(_) => {
+            // The invocation carries the caller's body, so an oversized invocation means a
+            // body far over the batch limit.
+            let error = ApiError::PayloadTooLarge {
+                limit: BATCH_BODY_LIMIT,
+            };
+            answer.logs.push(format!("batch refused: {error}"));
+            answer.http(HTTP_OUTPUT, problem_output(&error));
+            return (StatusCode::OK, Json(answer)).into_response();
+        }
     };
     let Ok(invocation) = serde_json::from_slice::<Invocation>(&body) else {
         return unreadable_invocation();

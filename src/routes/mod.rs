@@ -106,6 +106,13 @@ pub fn shape_error(error: &serde_path_to_error::Error<serde_json::Error>) -> Str
         &segments[..]
     };
     let path = field_path(known);
+    if let Some(field) = missing_field(&message) {
+        return if path.is_empty() {
+            format!("the field `{field}` is missing")
+        } else {
+            format!("the field `{path}.{field}` is missing")
+        };
+    }
     match (unknown, path.is_empty()) {
         (true, true) => "the body has a field that is not allowed".to_owned(),
         (true, false) => format!("`{path}` has a field that is not allowed"),
@@ -118,6 +125,11 @@ pub fn shape_error(error: &serde_path_to_error::Error<serde_json::Error>) -> Str
         }
         (false, false) => format!("the field `{path}` has the wrong type"),
     }
+}
+
+/// The field named by serde's "missing field `name`" message: one of ours, never input.
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
 }
 
 fn field_path(segments: &[&serde_path_to_error::Segment]) -> String {
@@ -176,6 +188,17 @@ pub fn is_json_content_type(value: &str) -> bool {
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    // JSON is UTF-8; a body declared in another charset would be read wrongly.
+    let other_charset = value.split(';').skip(1).any(|parameter| {
+        let Some((name, charset)) = parameter.split_once('=') else {
+            return false;
+        };
+        let charset = charset.trim().trim_matches('"');
+        name.trim().eq_ignore_ascii_case("charset")
+            && !charset.eq_ignore_ascii_case("utf-8")
+            && !charset.eq_ignore_ascii_case("utf8")
+    });
+    json && !other_charset
 }

@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use crate::acs::sms::{Recipient, RecipientFailure, RecipientResult, SmsSend};
 use crate::acs::AcsError;
-use crate::domain::{PhoneNumber, QueueMessage, QueuePart};
+use crate::domain::{JsonObject, PhoneNumber, QueueMessage, QueuePart};
 use crate::host::{
     metadata_text, metadata_time, metadata_u64, queue_item_bytes, InvocationResponse,
 };
@@ -167,7 +167,7 @@ fn read_part(
     let bytes =
         queue_item_bytes(data, TRIGGER).map_err(|e| ("unreadable_message", e.to_string()))?;
     let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-    let message: QueueMessage =
+    let JsonObject(message): JsonObject<QueueMessage> =
         serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
             let detail = format!(
                 "the message is not a version 1 SMS queue message: {}",

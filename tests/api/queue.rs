@@ -441,3 +441,50 @@ async fn a_malformed_queue_message_names_the_broken_field_in_its_record() {
     );
     assert!(app.acs.requests().is_empty());
 }
+
+#[tokio::test]
+async fn messages_written_as_arrays_are_refused_in_batches_and_on_the_queue() {
+    let app = spawn_app().await;
+    let body =
+        json!({"messages": [[RECIPIENT, "positional", "+18005550100", true, "tag"]]}).to_string();
+    let Some(batch) = batch_invocation(&body, "application/json") else {
+        return;
+    };
+    let positional = json!([
+        1,
+        "6f2d8a0e-5b7c-4e1f-9a3b-2c4d6e8f0a1b",
+        0,
+        "+18005550100",
+        "text",
+        [RECIPIENT]
+    ])
+    .to_string();
+    let missing = json!({"v": 1, "batchId": "6f2d8a0e-5b7c-4e1f-9a3b-2c4d6e8f0a1b", "part": 0, "to": [RECIPIENT]}).to_string();
+
+    let (_, batch_answer) = invoke(&app, "EnqueueSmsBatch", &batch).await;
+    let (_, positional_answer) = invoke(
+        &app,
+        "SendSmsFromQueue",
+        &queue_invocation(&positional, 1).unwrap(),
+    )
+    .await;
+    let (_, missing_answer) = invoke(
+        &app,
+        "SendSmsFromQueue",
+        &queue_invocation(&missing, 1).unwrap(),
+    )
+    .await;
+
+    assert_eq!(batch_answer["Outputs"]["res"]["statusCode"], 400);
+    assert!(batch_answer["Outputs"].get("outbox").is_none());
+    assert_eq!(
+        failure_records(&positional_answer)[0]["reason"],
+        "not_a_version_1_message"
+    );
+    let detail = failure_records(&missing_answer)[0]["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(detail.contains("`message` is missing"), "{detail}");
+    assert!(app.acs.requests().is_empty());
+}

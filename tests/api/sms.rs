@@ -586,3 +586,26 @@ async fn shutdown_does_not_wait_forever_on_a_stalled_connection() {
     );
     drop(stalled);
 }
+
+#[tokio::test]
+async fn a_body_declared_in_a_charset_other_than_utf8_is_refused() {
+    let app = spawn_app().await;
+    let send = |content_type: &'static str| {
+        app.client
+            .post(app.url("/api/sms"))
+            .header("content-type", content_type)
+            .body(json!({"to": RECIPIENT, "message": "hi"}).to_string())
+            .send()
+    };
+
+    let latin1 = send("application/json; charset=latin1")
+        .await
+        .unwrap()
+        .status();
+    let utf8 = send("application/json; charset=UTF-8")
+        .await
+        .unwrap()
+        .status();
+
+    assert_eq!((latin1.as_u16(), utf8.as_u16()), (415, 202));
+}
