@@ -29,6 +29,28 @@ impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+
+    /// Posts a host invocation to `/<function>`; the answer must be JSON, as the host reads it.
+    pub async fn invoke(
+        &self,
+        function: &str,
+        invocation: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url(&format!("/{function}")))
+            .json(invocation)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "invocation answers are JSON"
+        );
+        (status, response.json().await.unwrap())
+    }
 }
 
 /// Settings from `vars` alone.

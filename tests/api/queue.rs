@@ -5,7 +5,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::common::{fixture_body, Reply, RECIPIENT, RECIPIENT_2, RECIPIENT_3};
-use crate::helpers::{spawn_app, spawn_app_for, TestApp};
+use crate::helpers::{spawn_app, spawn_app_for};
 
 fn numbers(count: usize) -> Vec<String> {
     (0..count).map(|i| format!("+1425{i:07}")).collect()
@@ -32,33 +32,8 @@ fn queue_invocation(message: &str, dequeue_count: u32) -> Option<Value> {
     Some(invocation)
 }
 
-async fn invoke(app: &TestApp, function: &str, invocation: &Value) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url(&format!("/{function}")))
-        .json(invocation)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/json",
-        "invocation answers are JSON"
-    );
-    (status, response.json().await.unwrap())
-}
-
-fn strings(outputs: &Value, binding: &str) -> Vec<String> {
-    outputs["Outputs"][binding]
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .map(|i| i.as_str().unwrap().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+fn strings(answer: &Value, binding: &str) -> Vec<String> {
+    crate::common::output_strings(answer, binding)
 }
 
 fn failure_records(answer: &Value) -> Vec<Value> {
@@ -84,7 +59,7 @@ async fn a_batch_of_250_recipients_becomes_3_queue_messages_that_drain_in_3_acs_
         return;
     };
 
-    let (status, answer) = invoke(&app, "EnqueueSmsBatch", &invocation).await;
+    let (status, answer) = app.invoke("EnqueueSmsBatch", &invocation).await;
 
     assert_eq!(status, 200);
     let res = &answer["Outputs"]["res"];
@@ -111,12 +86,9 @@ async fn a_batch_of_250_recipients_becomes_3_queue_messages_that_drain_in_3_acs_
     }
 
     for message in &messages {
-        let (status, answer) = invoke(
-            &app,
-            "SendSmsFromQueue",
-            &queue_invocation(message, 1).unwrap(),
-        )
-        .await;
+        let (status, answer) = app
+            .invoke("SendSmsFromQueue", &queue_invocation(message, 1).unwrap())
+            .await;
         assert_eq!(status, 200, "{answer}");
         assert!(failure_records(&answer).is_empty());
     }
@@ -141,7 +113,7 @@ async fn one_bad_message_rejects_the_whole_batch_and_enqueues_nothing() {
         return;
     };
 
-    let (status, answer) = invoke(&app, "EnqueueSmsBatch", &invocation).await;
+    let (status, answer) = app.invoke("EnqueueSmsBatch", &invocation).await;
 
     assert_eq!(status, 200);
     let res = &answer["Outputs"]["res"];
@@ -193,7 +165,7 @@ async fn batch_bodies_of_the_wrong_type_size_or_shape_get_problems() {
         let Some(invocation) = batch_invocation(&body, content_type) else {
             return;
         };
-        let (_, answer) = invoke(&app, "EnqueueSmsBatch", &invocation).await;
+        let (_, answer) = app.invoke("EnqueueSmsBatch", &invocation).await;
         let res = &answer["Outputs"]["res"];
         let problem: Value = serde_json::from_str(res["body"].as_str().unwrap()).unwrap();
         assert_eq!(
@@ -213,7 +185,7 @@ async fn a_per_recipient_400_becomes_a_failure_record_and_the_invocation_succeed
         return;
     };
 
-    let (status, answer) = invoke(&app, "SendSmsFromQueue", &invocation).await;
+    let (status, answer) = app.invoke("SendSmsFromQueue", &invocation).await;
 
     assert_eq!(status, 200);
     let records = failure_records(&answer);
@@ -243,7 +215,7 @@ async fn a_503_from_acs_gives_the_message_back_for_another_delivery() {
         return;
     };
 
-    let (status, answer) = invoke(&app, "SendSmsFromQueue", &invocation).await;
+    let (status, answer) = app.invoke("SendSmsFromQueue", &invocation).await;
 
     assert!(
         status >= 500,
@@ -264,7 +236,7 @@ async fn on_the_last_delivery_transient_failures_are_recorded_instead_of_retried
         return;
     };
 
-    let (status, answer) = invoke(&app, "SendSmsFromQueue", &invocation).await;
+    let (status, answer) = app.invoke("SendSmsFromQueue", &invocation).await;
 
     assert_eq!(status, 200);
     let records = failure_records(&answer);
@@ -288,7 +260,7 @@ async fn malformed_messages_are_recorded_without_retry_or_acs_call() {
 
     for invocation in cases {
         let Some(invocation) = invocation else { return };
-        let (status, answer) = invoke(&app, "SendSmsFromQueue", &invocation).await;
+        let (status, answer) = app.invoke("SendSmsFromQueue", &invocation).await;
         assert_eq!(status, 200, "{answer}");
         let records = failure_records(&answer);
         assert_eq!(records.len(), 1, "{answer}");
@@ -305,7 +277,7 @@ async fn invalid_recipients_are_recorded_and_the_others_sent() {
         return;
     };
 
-    let (status, answer) = invoke(&app, "SendSmsFromQueue", &invocation).await;
+    let (status, answer) = app.invoke("SendSmsFromQueue", &invocation).await;
 
     assert_eq!(status, 200);
     let records = failure_records(&answer);
@@ -329,18 +301,12 @@ async fn a_partial_202_then_a_redelivery_sends_only_what_failed_with_the_same_id
         .script(vec![Reply::FailRecipients(vec![(RECIPIENT_2, 503)]); 4]);
     let message = v1(&[RECIPIENT, RECIPIENT_2, RECIPIENT_3], 2);
 
-    let (first, _) = invoke(
-        &app,
-        "SendSmsFromQueue",
-        &queue_invocation(&message, 1).unwrap(),
-    )
-    .await;
-    let (second, answer) = invoke(
-        &app,
-        "SendSmsFromQueue",
-        &queue_invocation(&message, 2).unwrap(),
-    )
-    .await;
+    let (first, _) = app
+        .invoke("SendSmsFromQueue", &queue_invocation(&message, 1).unwrap())
+        .await;
+    let (second, answer) = app
+        .invoke("SendSmsFromQueue", &queue_invocation(&message, 2).unwrap())
+        .await;
 
     assert!(first >= 500);
     assert_eq!(second, 200, "{answer}");
@@ -364,18 +330,12 @@ async fn a_redelivery_to_another_instance_sends_no_recipient_with_a_new_repeatab
     let second = spawn_app_for(first.acs.clone()).await;
     let message = v1(&[RECIPIENT, RECIPIENT_2], 3);
 
-    invoke(
-        &first,
-        "SendSmsFromQueue",
-        &queue_invocation(&message, 1).unwrap(),
-    )
-    .await;
-    let (status, _) = invoke(
-        &second,
-        "SendSmsFromQueue",
-        &queue_invocation(&message, 2).unwrap(),
-    )
-    .await;
+    first
+        .invoke("SendSmsFromQueue", &queue_invocation(&message, 1).unwrap())
+        .await;
+    let (status, _) = second
+        .invoke("SendSmsFromQueue", &queue_invocation(&message, 2).unwrap())
+        .await;
 
     assert_eq!(status, 200);
     let requests = first.acs.requests();
@@ -414,7 +374,7 @@ async fn an_invocation_far_over_the_batch_limit_answers_413_through_the_http_out
     let huge = "a".repeat(13 * 1024 * 1024);
     let invocation = json!({"Data": {"req": {"Method": "POST", "Headers": {"Content-Type": ["application/json"]}, "Body": huge}}, "Metadata": {}});
 
-    let (status, answer) = invoke(&app, "EnqueueSmsBatch", &invocation).await;
+    let (status, answer) = app.invoke("EnqueueSmsBatch", &invocation).await;
 
     assert_eq!(status, 200);
     assert_eq!(answer["Outputs"]["res"]["statusCode"], 413);
@@ -431,7 +391,7 @@ async fn a_malformed_queue_message_names_the_broken_field_in_its_record() {
         return;
     };
 
-    let (_, answer) = invoke(&app, "SendSmsFromQueue", &invocation).await;
+    let (_, answer) = app.invoke("SendSmsFromQueue", &invocation).await;
 
     let records = failure_records(&answer);
     assert!(
@@ -461,19 +421,16 @@ async fn messages_written_as_arrays_are_refused_in_batches_and_on_the_queue() {
     .to_string();
     let missing = json!({"v": 1, "batchId": "6f2d8a0e-5b7c-4e1f-9a3b-2c4d6e8f0a1b", "part": 0, "to": [RECIPIENT]}).to_string();
 
-    let (_, batch_answer) = invoke(&app, "EnqueueSmsBatch", &batch).await;
-    let (_, positional_answer) = invoke(
-        &app,
-        "SendSmsFromQueue",
-        &queue_invocation(&positional, 1).unwrap(),
-    )
-    .await;
-    let (_, missing_answer) = invoke(
-        &app,
-        "SendSmsFromQueue",
-        &queue_invocation(&missing, 1).unwrap(),
-    )
-    .await;
+    let (_, batch_answer) = app.invoke("EnqueueSmsBatch", &batch).await;
+    let (_, positional_answer) = app
+        .invoke(
+            "SendSmsFromQueue",
+            &queue_invocation(&positional, 1).unwrap(),
+        )
+        .await;
+    let (_, missing_answer) = app
+        .invoke("SendSmsFromQueue", &queue_invocation(&missing, 1).unwrap())
+        .await;
 
     assert_eq!(batch_answer["Outputs"]["res"]["statusCode"], 400);
     assert!(batch_answer["Outputs"].get("outbox").is_none());

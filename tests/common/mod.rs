@@ -622,6 +622,19 @@ pub fn acs_vars(endpoint: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The strings an invocation answer writes to an output binding (queue messages, records).
+pub fn output_strings(answer: &Value, binding: &str) -> Vec<String> {
+    answer["Outputs"][binding]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| i.as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// An HTTP client for tests: the handler's own client builder (rustls, no proxy).
 pub fn client() -> reqwest::Client {
     acs_sms_handler::acs::http_client().expect("the test client builds")

@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use crate::common::{MockAcs, RECIPIENT};
-use crate::queue::{invoke, queue_invocation};
+use crate::queue::queue_invocation;
 use crate::support::{read_answer, spawn_faulty, Answer};
 
 fn deep(depth: usize, open: &str, close: &str) -> String {
@@ -274,7 +274,9 @@ async fn hostile_batch_bodies_get_a_clear_4xx_problem_and_enqueue_nothing() {
     }
 
     for (name, body) in bodies {
-        let (status, answer) = invoke(&app, "EnqueueSmsBatch", &batch_invocation(&body)).await;
+        let (status, answer) = app
+            .invoke("EnqueueSmsBatch", &batch_invocation(&body))
+            .await;
 
         assert_eq!(status, 200, "{name}");
         let res = &answer["Outputs"]["res"];
@@ -428,12 +430,12 @@ async fn hostile_queue_messages_end_in_failure_records_and_send_nothing() {
     let app = spawn_faulty(acs.clone()).await;
 
     for (name, message) in hostile_queue_messages() {
-        let (status, answer) = invoke(
-            &app,
-            "SendSmsFromQueue",
-            &queue_invocation(&message, 1, "hostile"),
-        )
-        .await;
+        let (status, answer) = app
+            .invoke(
+                "SendSmsFromQueue",
+                &queue_invocation(&message, 1, "hostile"),
+            )
+            .await;
 
         assert_eq!(
             status, 200,

@@ -61,36 +61,8 @@ pub fn queue_invocation(message: &[u8], dequeue_count: u64, id: &str) -> Value {
     })
 }
 
-pub async fn invoke(app: &TestApp, function: &str, invocation: &Value) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url(&format!("/{function}")))
-        .json(invocation)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        content_type, "application/json",
-        "invocation answers are JSON"
-    );
-    (status, response.json().await.unwrap())
-}
-
 fn outputs(answer: &Value, binding: &str) -> Vec<String> {
-    answer["Outputs"][binding]
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .map(|i| i.as_str().unwrap().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::common::output_strings(answer, binding)
 }
 
 /// What the simulated host saw while draining the queue.
@@ -118,7 +90,7 @@ async fn drain(apps: &[TestApp; 2], messages: Vec<String>) -> Drained {
             .map(|(message, count, id)| async move {
                 let app = &apps[(count % 2) as usize];
                 let invocation = queue_invocation(message.as_bytes(), count, &id);
-                let answer = invoke(app, "SendSmsFromQueue", &invocation).await;
+                let answer = app.invoke("SendSmsFromQueue", &invocation).await;
                 (message, count, id, answer)
             })
             .buffer_unordered(HOST_BATCH)
@@ -160,7 +132,9 @@ async fn queue_sends_under_mixed_faults_lose_no_recipient_across_redeliveries() 
         })
         .collect();
     let body = json!({"messages": batch}).to_string();
-    let (_, enqueued) = invoke(&apps[0], "EnqueueSmsBatch", &batch_invocation(&body)).await;
+    let (_, enqueued) = apps[0]
+        .invoke("EnqueueSmsBatch", &batch_invocation(&body))
+        .await;
     let messages = outputs(&enqueued, "outbox");
     let mut script = mixed_script(SEED, SCRIPT_LENGTH, FAULT_PERCENT);
     // A few permanent refusals too, so failure records are part of the picture.
@@ -304,21 +278,21 @@ async fn a_last_delivery_that_gets_no_answer_records_the_outcome_as_unknown() {
     .to_string();
     // Delivery 4, on one instance: two recipients accepted, one failed transiently.
     acs.script(vec![Reply::FailIndex(0, 503); attempts]);
-    let (fourth, _) = invoke(
-        &apps[0],
-        "SendSmsFromQueue",
-        &queue_invocation(message.as_bytes(), 4, "m"),
-    )
-    .await;
+    let (fourth, _) = apps[0]
+        .invoke(
+            "SendSmsFromQueue",
+            &queue_invocation(message.as_bytes(), 4, "m"),
+        )
+        .await;
     // Delivery 5, on the other instance, whose ledger knows nothing: ACS is down.
     acs.script(vec![Reply::Status(503, None); attempts]);
 
-    let (fifth, answer) = invoke(
-        &apps[1],
-        "SendSmsFromQueue",
-        &queue_invocation(message.as_bytes(), 5, "m"),
-    )
-    .await;
+    let (fifth, answer) = apps[1]
+        .invoke(
+            "SendSmsFromQueue",
+            &queue_invocation(message.as_bytes(), 5, "m"),
+        )
+        .await;
 
     assert_eq!((fourth, fifth), (503, 200));
     assert_eq!(acs.accepted().len(), 2);
