@@ -1,6 +1,6 @@
 //! Our requests checked against Microsoft's contract: Prism serves the official 2021-03-07
-//! SMS document with `--errors`, so any request that breaks the schema answers 422 and the
-//! handler turns that into a 502, failing the test. The token comes from the real
+//! SMS and 2023-10-01 Identity documents with `--errors`, so any request that breaks the
+//! schema is refused by Prism and the handler's answer fails the test. The token comes from the real
 //! `azure_identity` managed identity credential, through a loopback identity endpoint.
 
 use serde_json::{json, Value};
@@ -102,4 +102,160 @@ async fn a_drained_batch_makes_acs_requests_of_at_most_100_recipients_that_match
         .collect();
     assert_eq!(sizes, [100, 100, 50]);
     assert_eq!(acs.texts_sent(), 250);
+}
+
+const IDENTITY_SPEC: &str =
+    "specification/communication/data-plane/Identity/stable/2023-10-01/CommunicationIdentity.json";
+/// A communication user id in the ACS form, percent-encoded for a path.
+const USER_ID_ENCODED: &str =
+    "8%3Aacs%3A2dee53b4-368b-45b4-ab52-8493fb117652_00000005-14a2-493b-8a72-5a3a0d000081";
+/// An obviously fake Teams user token; it must never reach the handler's log.
+const TEAMS_TOKEN: &str = "eyJhbGciOiJub25lIn0.ZmFrZS10ZWFtcy10b2tlbi05YjJl.dGVhbXNzaWc";
+
+/// One identity call: what, method, path, body, expected status, whether it holds a token.
+type IdentityCall = (
+    &'static str,
+    reqwest::Method,
+    String,
+    Option<Value>,
+    u16,
+    bool,
+);
+
+#[tokio::test]
+async fn every_identity_route_satisfies_the_official_identity_contract() {
+    let Some(prism) = Prism::start(IDENTITY_SPEC) else {
+        return;
+    };
+    let identity = MockIdentity::start().await;
+    let handler = Handler::start(&managed_identity_vars(&identity, &prism.endpoint()));
+    let client = crate::common::client();
+    let user = format!("/api/identities/{USER_ID_ENCODED}");
+    let all_scopes = [
+        "chat",
+        "voip",
+        "chat.join",
+        "chat.join.limited",
+        "voip.join",
+    ];
+    let teams = json!({"token": TEAMS_TOKEN, "appId": "00000000-0000-0000-0000-00000000a11d",
+                       "userId": "00000000-0000-0000-0000-0000000000b0"});
+    let calls: Vec<IdentityCall> = vec![
+        (
+            "create without a body",
+            reqwest::Method::POST,
+            "/api/identities".into(),
+            None,
+            201,
+            false,
+        ),
+        (
+            "create without scopes",
+            reqwest::Method::POST,
+            "/api/identities".into(),
+            Some(json!({})),
+            201,
+            false,
+        ),
+        (
+            "create with every scope and a lifetime",
+            reqwest::Method::POST,
+            "/api/identities".into(),
+            Some(json!({"scopes": all_scopes, "expiresInMinutes": 60})),
+            201,
+            true,
+        ),
+        (
+            "issue a token with a lifetime",
+            reqwest::Method::POST,
+            format!("{user}/token"),
+            Some(json!({"scopes": ["chat", "voip"], "expiresInMinutes": 1440})),
+            200,
+            true,
+        ),
+        (
+            "issue a token with ACS's default lifetime",
+            reqwest::Method::POST,
+            format!("{user}/token"),
+            Some(json!({"scopes": ["chat.join.limited"]})),
+            200,
+            true,
+        ),
+        (
+            "revoke tokens",
+            reqwest::Method::POST,
+            format!("{user}/revoke"),
+            None,
+            204,
+            false,
+        ),
+        (
+            "delete the identity",
+            reqwest::Method::DELETE,
+            user.clone(),
+            None,
+            204,
+            false,
+        ),
+        (
+            "exchange a Teams token",
+            reqwest::Method::POST,
+            "/api/teams/token".into(),
+            Some(teams),
+            200,
+            true,
+        ),
+    ];
+
+    for (what, method, path, body, status, holds_token) in calls {
+        let mut request = client.request(method, handler.url(&path));
+        if let Some(body) = &body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
+        let got = response.status().as_u16();
+        let cache_control = response
+            .headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = response.text().await.unwrap_or_default();
+        assert_eq!(got, status, "{what}: {text}");
+        if status == 204 {
+            continue;
+        }
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        let token = if status == 201 {
+            assert!(
+                answer["id"].as_str().is_some_and(|id| !id.is_empty()),
+                "{what}: {text}"
+            );
+            &answer["token"]
+        } else {
+            &answer
+        };
+        if holds_token {
+            assert!(
+                token["token"].as_str().is_some_and(|t| !t.is_empty()),
+                "{what}: {text}"
+            );
+            assert!(token["expiresOn"].as_str().is_some(), "{what}: {text}");
+        } else {
+            assert!(token.is_null(), "{what}: {text}");
+        }
+        assert_eq!(cache_control.as_deref(), Some("no-store"), "{what}");
+    }
+
+    assert!(
+        identity.calls() >= 1,
+        "the handler never asked the identity endpoint"
+    );
+    assert_eq!(
+        identity.rejected(),
+        0,
+        "the identity endpoint refused a token request"
+    );
+    assert!(
+        !handler.output().contains(TEAMS_TOKEN),
+        "the Teams token reached the handler's log"
+    );
 }

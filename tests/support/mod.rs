@@ -1,6 +1,6 @@
-//! Helpers for the identity integration tests: a mock ACS and a mock managed identity
-//! endpoint (axum on 127.0.0.1, port 0), the application wired to them, free loopback
-//! ports, child processes killed on drop, and log capture.
+//! Helpers for the identity integration tests: a mock ACS for the Identity API (axum on
+//! 127.0.0.1, port 0), the application wired to it, and log capture. The real-binary
+//! contract test lives with the others in `tests/binary`.
 //!
 //! Everything here talks only to servers the tests start on 127.0.0.1.
 
@@ -11,15 +11,12 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
 
 use acs_sms_handler::config::Settings;
 use acs_sms_handler::startup::Application;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -49,8 +46,6 @@ pub const EXPIRES_ON_UTC: &str = "2030-01-02T03:04:05.1234567Z";
 pub const DUMMY_ACCESS_KEY: &str = "ZHVtbXkta2V5LWZvci10ZXN0cw==";
 /// Default sender the settings require alongside ACS.
 pub const SENDER: &str = "+18005550100";
-/// The `X-IDENTITY-HEADER` value the mock managed identity endpoint expects.
-pub const IDENTITY_HEADER_VALUE: &str = "fake-identity-header-for-tests";
 
 /// One request the mock ACS received, exactly as sent.
 #[derive(Debug, Clone)]
@@ -327,133 +322,6 @@ pub async fn call_json(
 /// A Teams exchange body with fake values.
 pub fn teams_body() -> serde_json::Value {
     serde_json::json!({ "token": TEAMS_TOKEN, "appId": APP_ID, "userId": OBJECT_ID })
-}
-
-/// A port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free loopback port")
-}
-
-/// A child process, killed and reaped on drop, with its output in a file.
-pub struct ChildGuard {
-    pub name: &'static str,
-    pub child: Child,
-    pub log: PathBuf,
-}
-
-impl ChildGuard {
-    /// The last `max` bytes of the child's output, for failure messages.
-    pub fn log_tail(&self, max: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let start = text.len().saturating_sub(max);
-        let start = (start..text.len())
-            .find(|&index| text.is_char_boundary(index))
-            .unwrap_or(text.len());
-        format!("--- {} output ---\n{}", self.name, &text[start..])
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-/// A mock App Service managed identity endpoint: it checks `X-IDENTITY-HEADER` and
-/// `api-version=2019-08-01` and hands out a fake Entra token.
-pub struct MockIdentityEndpoint {
-    pub addr: SocketAddr,
-    pub served: Arc<AtomicUsize>,
-    pub refused: Arc<AtomicUsize>,
-    server: JoinHandle<()>,
-}
-
-#[derive(Clone)]
-struct IdentityState {
-    served: Arc<AtomicUsize>,
-    refused: Arc<AtomicUsize>,
-}
-
-impl MockIdentityEndpoint {
-    pub async fn start() -> Self {
-        let served = Arc::new(AtomicUsize::new(0));
-        let refused = Arc::new(AtomicUsize::new(0));
-        let state = IdentityState {
-            served: served.clone(),
-            refused: refused.clone(),
-        };
-        let app = Router::new().fallback(issue_entra_token).with_state(state);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Self {
-            addr,
-            served,
-            refused,
-            server,
-        }
-    }
-
-    /// The `IDENTITY_ENDPOINT` value.
-    pub fn endpoint(&self) -> String {
-        format!("http://{}/msi/token", self.addr)
-    }
-
-    pub fn served(&self) -> usize {
-        self.served.load(Ordering::SeqCst)
-    }
-
-    pub fn refused(&self) -> usize {
-        self.refused.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for MockIdentityEndpoint {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-async fn issue_entra_token(
-    State(state): State<IdentityState>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let header_ok = headers
-        .get("x-identity-header")
-        .is_some_and(|value| value == IDENTITY_HEADER_VALUE);
-    let version_ok = query.get("api-version").map(String::as_str) == Some("2019-08-01");
-    if !(header_ok && version_ok) {
-        state.refused.fetch_add(1, Ordering::SeqCst);
-        return (
-            StatusCode::BAD_REQUEST,
-            "missing identity header or api-version",
-        )
-            .into_response();
-    }
-    state.served.fetch_add(1, Ordering::SeqCst);
-    let expires_on = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        + Duration::from_secs(3600);
-    let resource = query
-        .get("resource")
-        .cloned()
-        .unwrap_or_else(|| "https://communication.azure.com/".to_owned());
-    axum::Json(serde_json::json!({
-        "access_token": "fake",
-        "expires_on": expires_on.as_secs().to_string(),
-        "resource": resource,
-        "token_type": "Bearer",
-    }))
-    .into_response()
 }
 
 /// Everything a test's tracing subscriber wrote, for scanning.
