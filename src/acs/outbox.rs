@@ -5,7 +5,7 @@
 //! with its first message id and not written twice.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -39,10 +39,6 @@ impl Outbox {
             inner: Arc::default(),
             path: Arc::new(path),
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Records one SMS send and answers like ACS's 202.
