@@ -531,7 +531,18 @@ pub struct Handler {
 }
 
 impl Handler {
+    /// Starts the handler and waits until it says it listens. Another process may take the
+    /// free port first; the handler then exits, and a new port is tried.
     pub fn start(vars: &[(&str, String)]) -> Self {
+        for _ in 0..5 {
+            if let Some(handler) = Self::try_start(vars) {
+                return handler;
+            }
+        }
+        panic!("the handler did not start on any of five ports");
+    }
+
+    fn try_start(vars: &[(&str, String)]) -> Option<Self> {
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_handler"));
         command
@@ -563,13 +574,25 @@ impl Handler {
                 }
             });
         }
-        let handler = Self {
+        let mut handler = Self {
             port,
             child,
             output,
         };
-        wait_for_port(port, Duration::from_secs(10));
-        handler
+        let started = Instant::now();
+        // Our own child's log line, not just an open port, proves it is ours that listens.
+        while !handler.output().contains("handler listening on 127.0.0.1") {
+            if handler.child.try_wait().unwrap().is_some() {
+                return None;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the handler did not start:\n{}",
+                handler.output()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Some(handler)
     }
 
     pub fn url(&self, path: &str) -> String {
