@@ -85,7 +85,7 @@ impl ApiError {
                 S::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "Unsupported media type",
-                "send the body as application/json".into(),
+                "send the body as application/json, in UTF-8".into(),
                 None,
             ),
             Self::PayloadTooLarge { limit } => (
@@ -192,12 +192,18 @@ fn acs_parts(
         AcsError::Unavailable { .. }
         | AcsError::Timeout
         | AcsError::Connection(_)
-        | AcsError::LocalOutbox(_)
         | AcsError::MalformedAnswer { .. } => (
             S::SERVICE_UNAVAILABLE,
             "acs_unavailable",
             "ACS unavailable",
             "ACS did not answer successfully after retries; retry later".into(),
+            retry_after,
+        ),
+        AcsError::LocalOutbox(_) => (
+            S::SERVICE_UNAVAILABLE,
+            "outbox_unavailable",
+            "Local outbox unavailable",
+            "the local outbox file could not be written; check SMS_OUTBOX_PATH".into(),
             retry_after,
         ),
         AcsError::Credential(_) => (
@@ -326,6 +332,10 @@ mod tests {
                 (503, "acs_unavailable", true),
             ),
             (AcsError::Timeout.into(), (503, "acs_unavailable", true)),
+            (
+                AcsError::LocalOutbox(std::io::ErrorKind::IsADirectory).into(),
+                (503, "outbox_unavailable", true),
+            ),
             (
                 AcsError::Forbidden { status: 403 }.into(),
                 (502, "acs_forbidden", false),

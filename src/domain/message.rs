@@ -149,7 +149,7 @@ fn is_combining_mark(c: char) -> bool {
     )
 }
 
-fn is_bidi_control(c: char) -> bool {
+pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 

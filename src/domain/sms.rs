@@ -71,6 +71,11 @@ impl Tag {
         if raw.chars().any(char::is_control) {
             return Err("must not contain control characters".into());
         }
+        if raw.chars().any(super::message::is_bidi_control) {
+            return Err(
+                "must not contain bidirectional embedding, override or isolate characters".into(),
+            );
+        }
         Ok(Self(raw.to_owned()))
     }
 
@@ -249,7 +254,7 @@ mod tests {
     #[test]
     fn every_broken_rule_is_listed_with_its_field() {
         let got = fields(serde_json::json!({
-            "to": [TO, "12345", "+0"], "message": "", "from": "bad sender!", "tag": "x".repeat(65)
+            "to": [TO, "12345", "+0"], "message": "", "from": "bad sender!", "tag": "x\u{202E}y"
         }));
 
         assert_eq!(got, ["to[1]", "to[2]", "message", "from", "tag"]);

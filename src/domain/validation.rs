@@ -22,6 +22,11 @@ impl FieldErrors {
         });
     }
 
+    /// Moves every error of `other` here, as it is.
+    pub fn extend(&mut self, other: FieldErrors) {
+        self.0.extend(other.0);
+    }
+
     /// Moves every error of `other` here, with `prefix` put before each field path.
     pub fn extend_prefixed(&mut self, prefix: &str, other: FieldErrors) {
         for error in other.0 {

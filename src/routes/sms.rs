@@ -76,14 +76,22 @@ pub async fn send_sms(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let key = IdempotencyKey::from_headers(&headers).map_err(ApiError::Validation)?;
+    let key = IdempotencyKey::from_headers(&headers);
     let (raw, bytes) = super::read_json::<SmsRequestBody>(&headers, body, SEND_BODY_LIMIT).await?;
     let request = SmsRequest::parse(
         &raw,
         state.sms.default_sender.as_ref(),
         state.sms.max_segments,
-    )
-    .map_err(ApiError::Validation)?;
+    );
+    // Every broken rule at once: the header's and the body's.
+    let (key, request) = match (key, request) {
+        (Ok(key), Ok(request)) => (key, request),
+        (key, request) => {
+            let mut errors = key.err().unwrap_or_default();
+            errors.extend(request.err().unwrap_or_default());
+            return Err(ApiError::Validation(errors));
+        }
+    };
 
     let Some(key) = key else {
         let send = plan_send(request, None, SystemTime::now());

@@ -609,3 +609,24 @@ async fn a_body_declared_in_a_charset_other_than_utf8_is_refused() {
 
     assert_eq!((latin1.as_u16(), utf8.as_u16()), (415, 202));
 }
+
+#[tokio::test]
+async fn a_bad_idempotency_key_and_a_bad_body_are_reported_together() {
+    let app = spawn_app().await;
+
+    let (status, _, problem) = send(
+        &app,
+        &json!({"to": "123", "message": "hi"}),
+        &[("Idempotency-Key", "")],
+    )
+    .await;
+
+    assert_eq!(status, 400);
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["Idempotency-Key", "to"]);
+}

@@ -237,3 +237,22 @@ async fn an_unwritable_outbox_path_stops_startup_naming_the_variable() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("SMS_OUTBOX_PATH"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_local_outbox_that_cannot_be_written_is_reported_as_such() {
+    let dir = std::env::temp_dir().join(format!("outbox-gone-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("outbox.jsonl");
+    let handler = Handler::start(&[("SMS_OUTBOX_PATH", path.display().to_string())]);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let body = json!({"to": RECIPIENT, "message": "hello", "from": SENDER});
+
+    let (status, _, problem) = post_json(&client(), &handler.url("/api/sms"), &body, &[]).await;
+
+    assert_eq!(
+        (status, problem["code"].as_str().unwrap()),
+        (503, "outbox_unavailable")
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

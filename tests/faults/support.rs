@@ -42,6 +42,7 @@ pub const KNOWN_CODES: &[&str] = &[
     "payload_too_large",
     "acs_throttled",
     "acs_unavailable",
+    "outbox_unavailable",
     "acs_forbidden",
     "acs_rejected",
     "credential_unavailable",
